@@ -1,0 +1,59 @@
+"""The `mtdepth` click group: one command per stage, user errors as one line and exit code 2."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from mtdepth import __version__
+from mtdepth.errors import MtDepthError
+
+# command name -> "module:attribute"; modules are imported only when the command runs,
+# so `mtdepth --help` stays fast (no torch, no ultralytics).
+COMMANDS = {
+    "synth": ("mtdepth.stages.synth:synth", "Write the synthetic street dataset in the Virtual KITTI 2 layout."),
+    "fit-segmenter": ("mtdepth.stages.fit_segmenter:fit_segmenter", "Fit a YOLO11n-seg on instance ground truth and freeze it."),
+    "segment": ("mtdepth.stages.segment:segment", "Stage one: frozen YOLO11-seg masks, sparse depth, RGB, GT into a Zarr store."),
+    "cache": ("mtdepth.stages.cache_cmd:cache", "Inspect and verify a stage-one store."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        target, short_help = COMMANDS[name]
+        if ctx.resilient_parsing or "--help" in sys.argv[1:2] or len(sys.argv) < 2:
+            # Listing commands: a stand-in carrying the one-line help, no import.
+            return click.Command(name, help=short_help, short_help=short_help)
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MtDepthError as exc:
+            click.echo(f"mtdepth: error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mtdepth")
+def cli() -> None:
+    """MT-Depth: instance-aware depth completion as a cached two-stage pipeline."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="mtdepth")
+
+
+if __name__ == "__main__":
+    main()

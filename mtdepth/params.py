@@ -1,0 +1,274 @@
+"""Typed parameters: `params.yaml` read into dataclasses whose defaults are the paper's Table 2.
+
+An unknown key, a wrong type or an out-of-range value raises MtDepthError naming the key
+(for example `params.yaml: sparse.keep_prob must be in (0, 1], got 1.5`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from mtdepth.errors import MtDepthError
+
+SCENES = ("Scene01", "Scene02", "Scene06", "Scene18", "Scene20")
+CONDITIONS = ("clone", "fog", "morning", "overcast", "rain", "sunset")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Which frames of a Virtual KITTI 2 layout tree to use, and how to resize them."""
+
+    root: str = "data/synth"
+    scenes: tuple[str, ...] = ()  # empty: every scene found
+    conditions: tuple[str, ...] = ()  # empty: every condition found
+    camera: str = "Camera_0"
+    first_frame: int = 0
+    last_frame: int | None = None  # inclusive; None: to the end
+    height: int = 256
+    width: int = 512
+    max_depth: float = 80.0  # metres; farther (and sky) becomes invalid
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    """The embedded synthetic dataset (same file layout as Virtual KITTI 2)."""
+
+    out: str = "data/synth"
+    seed: int = 0
+    scenes: tuple[str, ...] = SCENES
+    conditions: tuple[str, ...] = CONDITIONS
+    frames: int = 10  # per scene and condition
+    image_width: int = 1242
+    image_height: int = 375
+
+
+@dataclass(frozen=True)
+class SparseParams:
+    """Simulated LiDAR-like sparse depth."""
+
+    keep_prob: float = 0.05
+
+
+@dataclass(frozen=True)
+class SegmenterParams:
+    """The frozen YOLO11-seg used by stage one."""
+
+    weights: str = "weights/yolo11n-seg-synth.pt"
+    imgsz: int = 512
+    conf: float = 0.25
+    iou: float = 0.7
+    classes: tuple[int, ...] = ()  # empty: every class the model knows
+    batch: int = 8
+    device: str = "auto"  # auto: cuda:0 when present, else cpu
+
+
+@dataclass(frozen=True)
+class FitSegmenterParams:
+    """Fitting a YOLO11n-seg on synthetic instance ground truth (the shipped default)."""
+
+    data: str = "data/synth-fit"  # training tree (synthetic, its own seed)
+    val_data: str = "data/synth-fit-val"  # validation tree, another seed
+    out: str = "weights/yolo11n-seg-synth"
+    model: str = "yolo11n-seg.yaml"  # from the definition; a .pt fine-tunes
+    imgsz: int = 512
+    epochs: int = 300  # upper bound; the wall-clock budget usually ends it first
+    budget_minutes: float = 60.0
+    batch: int = 16
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class StoreParams:
+    """The stage-one Zarr v3 store."""
+
+    path: str = "data/store.zarr"
+    mask_sources: tuple[str, ...] = ("yolo", "gt")
+    split: str = "random"  # random (the paper's 80/20) or scene
+    val_fraction: float = 0.2
+    shard_frames: int = 64
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """MT-Depth network sizes (Table 2)."""
+
+    unet_channels: tuple[int, ...] = (8, 16, 32, 64, 128)
+    attention_dim: int = 32
+    attention_size: tuple[int, int] = (16, 32)
+    fusion_channels: int = 128
+    head_channels: int = 64
+    se_reduction: int = 16
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Stage-two optimisation (Table 2)."""
+
+    model: str = "mtdepth"  # mtdepth or unet
+    mask_source: str = "yolo"  # yolo, gt or none
+    lr: float = 1e-4
+    batch: int = 4
+    epochs: int = 100
+    amp: bool = True
+    workers: int = 2
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class LossParams:
+    """Multi-task loss weights (Table 2)."""
+
+    w_init: float = 0.5
+    w_obj: float = 3.0
+    w_seg: float = 1.0
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything `params.yaml` holds."""
+
+    seed: int = 0
+    data: DataParams = field(default_factory=DataParams)
+    synth: SynthParams = field(default_factory=SynthParams)
+    sparse: SparseParams = field(default_factory=SparseParams)
+    segmenter: SegmenterParams = field(default_factory=SegmenterParams)
+    fit_segmenter: FitSegmenterParams = field(default_factory=FitSegmenterParams)
+    store: StoreParams = field(default_factory=StoreParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    loss: LossParams = field(default_factory=LossParams)
+
+
+# Value checks beyond the type: key -> (predicate, what it must be).
+_CHECKS: dict[str, tuple[typing.Callable[[typing.Any], bool], str]] = {
+    "data.height": (lambda v: v > 0 and v % 32 == 0, "a positive multiple of 32"),
+    "data.width": (lambda v: v > 0 and v % 32 == 0, "a positive multiple of 32"),
+    "data.max_depth": (lambda v: 0 < v <= 655.34, "in (0, 655.34] metres"),
+    "data.first_frame": (lambda v: v >= 0, ">= 0"),
+    "data.scenes": (lambda v: set(v) <= set(SCENES), f"a subset of {list(SCENES)}"),
+    "data.conditions": (lambda v: all(c for c in v), "non-empty names"),
+    "synth.frames": (lambda v: v >= 1, ">= 1"),
+    "synth.scenes": (lambda v: len(v) > 0 and set(v) <= set(SCENES), f"a non-empty subset of {list(SCENES)}"),
+    "synth.conditions": (lambda v: len(v) > 0 and set(v) <= set(CONDITIONS), f"a non-empty subset of {list(CONDITIONS)}"),
+    "synth.image_width": (lambda v: v >= 64, ">= 64"),
+    "synth.image_height": (lambda v: v >= 32, ">= 32"),
+    "sparse.keep_prob": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "segmenter.imgsz": (lambda v: v > 0 and v % 32 == 0, "a positive multiple of 32"),
+    "segmenter.conf": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "segmenter.iou": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "segmenter.batch": (lambda v: v >= 1, ">= 1"),
+    "fit_segmenter.imgsz": (lambda v: v > 0 and v % 32 == 0, "a positive multiple of 32"),
+    "fit_segmenter.epochs": (lambda v: v >= 1, ">= 1"),
+    "fit_segmenter.budget_minutes": (lambda v: v > 0, "> 0"),
+    "fit_segmenter.batch": (lambda v: v >= 1, ">= 1"),
+    "store.mask_sources": (lambda v: set(v) <= {"yolo", "gt"}, "a subset of ['yolo', 'gt']"),
+    "store.split": (lambda v: v in ("random", "scene"), "'random' or 'scene'"),
+    "store.val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "store.shard_frames": (lambda v: v >= 1, ">= 1"),
+    "model.unet_channels": (lambda v: len(v) >= 2 and all(c > 0 for c in v), "two or more positive ints"),
+    "train.model": (lambda v: v in ("mtdepth", "unet"), "'mtdepth' or 'unet'"),
+    "train.mask_source": (lambda v: v in ("yolo", "gt", "none"), "'yolo', 'gt' or 'none'"),
+    "train.lr": (lambda v: v > 0, "> 0"),
+    "train.batch": (lambda v: v >= 1, ">= 1"),
+    "train.epochs": (lambda v: v >= 1, ">= 1"),
+}
+
+
+def _coerce(value: typing.Any, hint: typing.Any, key: str, where: str) -> typing.Any:
+    """Return `value` as type `hint`, or raise MtDepthError naming `key`."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, key, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise MtDepthError(f"{where}: {key} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]", where) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise MtDepthError(f"{where}: {key} must have {len(args)} items, got {value!r}")
+        return tuple(_coerce(v, a, f"{key}[{i}]", where) for i, (v, a) in enumerate(zip(value, args)))
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    raise MtDepthError(f"{where}: {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _build(cls: type, raw: typing.Any, prefix: str, where: str) -> typing.Any:
+    """Build dataclass `cls` from mapping `raw`, checking every key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise MtDepthError(f"{where}: {prefix or 'top level'} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            full = f"{prefix}{key}"
+            raise MtDepthError(f"{where}: unknown key {full!r} (known: {', '.join(sorted(names))})")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        key = f"{prefix}{f.name}"
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            values[f.name] = _build(hint, raw[f.name], f"{key}.", where)
+            continue
+        value = _coerce(raw[f.name], hint, key, where)
+        check = _CHECKS.get(key)
+        if check is not None and value is not None and not check[0](value):
+            raise MtDepthError(f"{where}: {key} must be {check[1]}, got {raw[f.name]!r}")
+        values[f.name] = value
+    return cls(**values)
+
+
+def params_from_dict(raw: typing.Any, where: str = "params") -> Params:
+    """Build Params from a nested mapping; `where` names the source in error messages."""
+    return _build(Params, raw, "", where)
+
+
+def load_params(path: str | Path | None = "params.yaml") -> Params:
+    """Read `path` (defaults when None or when the default file is absent)."""
+    if path is None:
+        return Params()
+    path = Path(path)
+    if not path.exists():
+        if str(path) == "params.yaml":
+            return Params()
+        raise MtDepthError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MtDepthError(f"{path}: not valid YAML ({first})") from None
+    return params_from_dict(raw, str(path))
+
+
+def override(params: Params, section: str, **changes: typing.Any) -> Params:
+    """Return params with fields of `section` replaced where a change is not None, re-checked."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return params
+    raw = to_dict(params)
+    raw[section].update({k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()})
+    return params_from_dict(raw, "options")
+
+
+def to_dict(params: typing.Any) -> typing.Any:
+    """Plain nested dict (lists for tuples), for YAML, JSON and fingerprints."""
+    if dataclasses.is_dataclass(params):
+        return {f.name: to_dict(getattr(params, f.name)) for f in dataclasses.fields(params)}
+    if isinstance(params, tuple):
+        return [to_dict(v) for v in params]
+    return params

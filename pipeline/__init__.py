@@ -1,0 +1,1 @@
+"""The method: dataset formats, sparsification, masks, models, losses, metrics (pure, testable)."""

@@ -1,0 +1,1 @@
+"""One thin click command per stage: parse options and params, call pipeline and cache."""
