@@ -60,7 +60,7 @@ class SegmenterParams:
     """The frozen YOLO11-seg used by stage one."""
 
     weights: str = "weights/yolo11n-seg-synth.pt"
-    imgsz: int = 512
+    imgsz: int = 384  # the shipped segmenter's fitting size
     conf: float = 0.25
     iou: float = 0.7
     classes: tuple[int, ...] = ()  # empty: every class the model knows
@@ -76,9 +76,9 @@ class FitSegmenterParams:
     val_data: str = "data/synth-fit-val"  # validation tree, another seed
     out: str = "weights/yolo11n-seg-synth"
     model: str = "yolo11n-seg.yaml"  # from the definition; a .pt fine-tunes
-    imgsz: int = 512
+    imgsz: int = 384
     epochs: int = 300  # upper bound; the wall-clock budget usually ends it first
-    budget_minutes: float = 60.0
+    budget_minutes: float = 50.0
     batch: int = 16
     workers: int = 2
 
@@ -209,7 +209,7 @@ def _build(cls: type, raw: typing.Any, prefix: str, where: str) -> typing.Any:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise MtDepthError(f"{where}: {prefix or 'top level'} must be a mapping, got {raw!r}")
+        raise MtDepthError(f"{where}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in raw:

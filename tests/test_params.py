@@ -1,0 +1,71 @@
+"""params.yaml -> typed dataclasses: defaults, the shipped file, and every kind of bad key."""
+
+import pytest
+
+from mtdepth.errors import MtDepthError
+from mtdepth.params import Params, load_params, override, params_from_dict, to_dict
+
+
+def test_shipped_params_file_equals_the_dataclass_defaults():
+    assert load_params("params.yaml") == Params()
+
+
+def test_defaults_are_the_papers_table_2():
+    p = Params()
+    assert (p.data.height, p.data.width) == (256, 512)
+    assert p.train.batch == 4 and p.train.lr == 1e-4 and p.train.epochs == 100
+    assert p.sparse.keep_prob == 0.05
+    assert p.model.unet_channels == (8, 16, 32, 64, 128)
+    assert p.model.attention_dim == 32 and p.model.fusion_channels == 128
+    assert (p.loss.w_init, p.loss.w_obj, p.loss.w_seg) == (0.5, 3.0, 1.0)
+
+
+def test_values_are_typed_and_ints_widen_to_float():
+    p = params_from_dict({"sparse": {"keep_prob": 1}, "data": {"scenes": ["Scene01"], "last_frame": 5}})
+    assert p.sparse.keep_prob == 1.0 and isinstance(p.sparse.keep_prob, float)
+    assert p.data.scenes == ("Scene01",) and p.data.last_frame == 5
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ({"sparse": {"keep_pro": 0.1}}, "unknown key 'sparse.keep_pro'"),
+        ({"nonsense": 1}, "unknown key 'nonsense'"),
+        ({"sparse": {"keep_prob": "high"}}, "sparse.keep_prob must be float"),
+        ({"sparse": {"keep_prob": 1.5}}, "sparse.keep_prob must be in (0, 1]"),
+        ({"train": {"batch": 2.5}}, "train.batch must be int"),
+        ({"train": {"amp": "yes"}}, "train.amp must be bool"),
+        ({"data": {"height": 250}}, "data.height must be a positive multiple of 32"),
+        ({"data": {"scenes": ["Scene99"]}}, "data.scenes must be a subset"),
+        ({"store": {"split": "sideways"}}, "store.split must be 'random' or 'scene'"),
+        ({"model": {"attention_size": [16]}}, "model.attention_size must have 2 items"),
+        ({"sparse": 0.05}, "sparse must be a mapping"),
+    ],
+)
+def test_bad_keys_name_the_key(raw, fragment):
+    with pytest.raises(MtDepthError) as info:
+        params_from_dict(raw, "params.yaml")
+    message = str(info.value)
+    assert message.startswith("params.yaml: ") and fragment in message
+    assert "\n" not in message
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("sparse: [unclosed\n")
+    with pytest.raises(MtDepthError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(MtDepthError, match="params file not found"):
+        load_params(tmp_path / "absent.yaml")
+
+
+def test_override_revalidates_and_ignores_none():
+    p = override(Params(), "sparse", keep_prob=0.1)
+    assert p.sparse.keep_prob == 0.1
+    assert override(p, "sparse", keep_prob=None) == p
+    with pytest.raises(MtDepthError, match="options: sparse.keep_prob"):
+        override(p, "sparse", keep_prob=0.0)
+
+
+def test_to_dict_round_trips():
+    assert params_from_dict(to_dict(Params())) == Params()
