@@ -17,6 +17,7 @@ COMMANDS = {
     "fit-segmenter": ("mtdepth.stages.fit_segmenter:fit_segmenter", "Fit a YOLO11n-seg on instance ground truth and freeze it."),
     "segment": ("mtdepth.stages.segment:segment", "Stage one: frozen YOLO11-seg masks, sparse depth, RGB, GT into a Zarr store."),
     "cache": ("mtdepth.stages.cache_cmd:cache", "Inspect and verify a stage-one store."),
+    "dataset": ("mtdepth.stages.dataset_cmd:dataset", "Index a Virtual KITTI 2 layout tree and check its files."),
 }
 
 

@@ -86,15 +86,34 @@ class SegmenterConfig:
     device: str = "auto"
 
 
+def check_weights_path(weights: str) -> Path:
+    """The weights path, or MtDepthError if it is missing or not .pt / .onnx."""
+    path = Path(weights)
+    if not path.is_file():
+        raise MtDepthError(f"{path}: weights file not found (segmenter.weights / --weights)")
+    if path.suffix.lower() not in WEIGHT_SUFFIXES:
+        raise MtDepthError(f"{path}: weights must be a .pt or .onnx ultralytics model")
+    return path
+
+
+def segmenter_provenance(config: SegmenterConfig, sha256: str | None = None) -> dict:
+    """The inputs that decide a segmenter's masks, without loading the model (hashes the file)."""
+    path = check_weights_path(config.weights)
+    return {
+        "weights_sha256": sha256 or sha256_file(path),
+        "weights_name": path.name,
+        "imgsz": config.imgsz,
+        "conf": config.conf,
+        "iou": config.iou,
+        "classes": list(config.classes),
+    }
+
+
 class Segmenter:
     """A frozen ultralytics segmentation model that turns RGB frames into merged foreground maps."""
 
     def __init__(self, config: SegmenterConfig):
-        path = Path(config.weights)
-        if not path.is_file():
-            raise MtDepthError(f"{path}: weights file not found (segmenter.weights / --weights)")
-        if path.suffix.lower() not in WEIGHT_SUFFIXES:
-            raise MtDepthError(f"{path}: weights must be a .pt or .onnx ultralytics model")
+        path = check_weights_path(config.weights)
         self.config = config
         self.path = path
         self.sha256 = sha256_file(path)
@@ -118,21 +137,15 @@ class Segmenter:
         try:
             model = YOLO(str(path), task="segment")
         except Exception as exc:  # torch/ultralytics raise many types for a bad checkpoint
-            raise MtDepthError(f"{path}: not a loadable ultralytics model ({type(exc).__name__}: {exc})") from None
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            raise MtDepthError(f"{path}: not a loadable ultralytics model ({type(exc).__name__}: {reason})") from None
         if model.task != "segment":
             raise MtDepthError(f"{path}: model task is {model.task!r}, not a segmentation model")
         return model
 
     def provenance(self) -> dict:
         """Exactly the inputs that decide the masks this segmenter produces."""
-        return {
-            "weights_sha256": self.sha256,
-            "weights_name": self.path.name,
-            "imgsz": self.config.imgsz,
-            "conf": self.config.conf,
-            "iou": self.config.iou,
-            "classes": list(self.config.classes),
-        }
+        return segmenter_provenance(self.config, self.sha256)
 
     def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Merged uint8 0/1 foreground map for each RGB uint8 (H, W, 3) image, same size as the image."""

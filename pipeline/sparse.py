@@ -1,0 +1,33 @@
+"""Simulated sparse depth: each valid pixel kept independently, seeded per frame.
+
+The random field of a frame depends only on (seed, frame key), through a stable hash, so any
+frame's sparse map is reproducible alone, in any process or worker and in any order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+SEED_BYTES = 16  # 128 bits of the SHA-256 digest seed the generator
+
+
+def frame_seed(seed: int, key: str) -> np.random.Generator:
+    """A generator seeded from (seed, frame key) by SHA-256, identical in every process."""
+    digest = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:SEED_BYTES], "little"))
+
+
+def sparsify(depth_m: np.ndarray, keep_prob: float, seed: int, key: str) -> np.ndarray:
+    """float32 copy of `depth_m` keeping each valid pixel (depth > 0) with probability `keep_prob`, else 0.
+
+    One uniform draw per pixel decides, so a stricter validity (a smaller max depth)
+    only removes samples, never moves the others.
+    """
+    if not 0 < keep_prob <= 1:
+        raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
+    depth = np.asarray(depth_m, dtype=np.float32)
+    draws = frame_seed(seed, key).random(depth.shape, dtype=np.float32)
+    keep = (draws < keep_prob) & (depth > 0)
+    return np.where(keep, depth, np.float32(0))
