@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
-from zarr.codecs.numcodecs import LZ4, PackBits
+from zarr.codecs.numcodecs import LZ4, PackBits, Shuffle
 from zarr.core.sync import sync
 from zarr.storage import MemoryStore
 
@@ -40,6 +40,10 @@ SOURCE_SIZE = (1242, 375)
 CAR_SIZE_M = (1.8, 1.5)  # width, height
 CARS_PER_FRAME = (2, 6)
 CAR_DEPTH_M = (5.0, 40.0)
+TREES_PER_FRAME = (2, 8)
+TREE_OFFSET_M, TREE_HEIGHT_M, TREE_CROWN_M = 5.5, 5.0, 2.0
+TREE_LEAF_CELL = 6  # pixels per leaf-noise cell
+HAZE_DISTANCE_M = 200.0
 LANE_WIDTH_M, LINE_WIDTH_M, DASH_PERIOD_M = 3.5, 0.12, 6.0
 NOISE_SIGMA = 6.0  # grey levels before the 2x downscale (about 3 after it)
 DOWNSCALE = 2
@@ -63,12 +67,17 @@ CANDIDATES = (
     Candidate("rgb", "zstd 9", compressors=(ZstdCodec(level=9),)),
     Candidate("rgb", "lz4 (numcodecs)", compressors=(LZ4(),)),
     Candidate("rgb", "blosc lz4 5", compressors=(BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle"),)),
+    Candidate("rgb", "blosc zstd 1", compressors=(BloscCodec(cname="zstd", clevel=1, shuffle="noshuffle"),)),
     Candidate("rgb", "blosc zstd 3", compressors=(BloscCodec(cname="zstd", clevel=3, shuffle="noshuffle"),)),
     Candidate("depth", "zstd 3", compressors=(ZstdCodec(level=3),)),
+    Candidate("depth", "zstd 1", compressors=(ZstdCodec(level=1),)),
+    Candidate("depth", "shuffle + zstd 3", compressors=(Shuffle(), ZstdCodec(level=3))),
     Candidate("depth", "blosc zstd 3 + shuffle", compressors=(BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),)),
     Candidate("depth", "blosc zstd 3 + bitshuffle", compressors=(BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),)),
     Candidate("depth", "blosc lz4 5 + shuffle", compressors=(BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)),
     Candidate("sparse", "zstd 3", compressors=(ZstdCodec(level=3),)),
+    Candidate("sparse", "zstd 1", compressors=(ZstdCodec(level=1),)),
+    Candidate("sparse", "shuffle + zstd 3", compressors=(Shuffle(), ZstdCodec(level=3))),
     Candidate("sparse", "blosc zstd 3 + shuffle", compressors=(BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),)),
     Candidate("sparse", "blosc zstd 3 + bitshuffle", compressors=(BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),)),
     Candidate("sparse", "blosc lz4 5 + shuffle", compressors=(BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)),
@@ -79,68 +88,120 @@ CANDIDATES = (
 )
 
 
+@dataclass(frozen=True)
+class _View:
+    """Pixel grids of one frame at twice the output size, and the camera that sees them."""
+
+    u: np.ndarray
+    v: np.ndarray
+    fx: float
+    fy: float
+    cx: float
+    horizon: float
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -> np.ndarray:
+    """Blobby noise in [0, 1): a coarse random grid repeated over `cell`-pixel squares, then box-averaged."""
+    coarse = rng.random((shape[0] // cell + 2, shape[1] // cell + 2))
+    fine = np.kron(coarse, np.ones((cell, cell)))[: shape[0] + cell, : shape[1] + cell]
+    integral = fine.cumsum(0).cumsum(1)
+    return (integral[cell:, cell:] - integral[:-cell, cell:] - integral[cell:, :-cell] + integral[:-cell, :-cell])[
+        : shape[0], : shape[1]
+    ] / cell**2
+
+
+def _ground_and_sky(view: _View, depth: np.ndarray, rgb: np.ndarray) -> None:
+    """Sky gradient above the horizon; asphalt with dashed lane lines below it."""
+    sky = np.clip((view.horizon - view.v) / view.horizon, 0, 1)[..., None]
+    rgb[:] = (1 - sky) * np.array([225, 230, 235]) + sky * np.array([110, 160, 220])
+    below = view.v - view.horizon
+    road = below > 0
+    z_ground = np.where(road, view.fy * CAMERA_HEIGHT_M / np.maximum(below, 1e-6), 0.0)
+    lateral = np.abs(view.u - view.cx) * z_ground / view.fx
+    lane = road & (lateral % LANE_WIDTH_M < LINE_WIDTH_M) & (z_ground % DASH_PERIOD_M < DASH_PERIOD_M / 2)
+    depth[road] = z_ground[road]
+    rgb[road] = (95 + 10 * np.sin(z_ground[road]))[:, None]
+    rgb[lane] = 230
+
+
+def _facades(rng: np.random.Generator, view: _View, depth: np.ndarray, rgb: np.ndarray) -> None:
+    """Building fronts along both sides of the street, with rows of windows."""
+    z_facade = view.fx * FACADE_OFFSET_M / (np.abs(view.u - view.cx) + 1e-6)
+    height_m = CAMERA_HEIGHT_M - (view.v - view.horizon) * z_facade / view.fy
+    for _ in range(rng.integers(3, 7)):
+        start, length, top = rng.uniform(3, 60), rng.uniform(8, 25), rng.uniform(6, 20)
+        facade = (z_facade >= start) & (z_facade < start + length) & (height_m >= 0) & (height_m <= top)
+        facade &= z_facade < depth
+        colour = rng.uniform(80, 200, size=3)
+        windows = facade & (z_facade % 3 < 1.6) & (height_m % 3 > 1.0)
+        depth[facade] = z_facade[facade]
+        rgb[facade] = colour
+        rgb[windows] = colour * 0.45
+
+
+def _trees(rng: np.random.Generator, view: _View, depth: np.ndarray, rgb: np.ndarray) -> None:
+    """Trees in front of the facades: a trunk and a ragged crown with leafy depth and colour."""
+    leaves = _smooth_noise(rng, depth.shape, TREE_LEAF_CELL)
+    for _ in range(rng.integers(*TREES_PER_FRAME)):
+        z_tree, side = rng.uniform(4, 60), rng.choice([-1.0, 1.0])
+        u_tree = view.cx + side * view.fx * TREE_OFFSET_M / z_tree
+        v_ground = view.horizon + view.fy * CAMERA_HEIGHT_M / z_tree
+        radius_u, radius_v = view.fx * TREE_CROWN_M / z_tree, view.fy * TREE_CROWN_M / z_tree
+        v_crown = v_ground - view.fy * TREE_HEIGHT_M / z_tree
+        r = np.hypot((view.u - u_tree) / radius_u, (view.v - v_crown) / radius_v)
+        crown = (r < 0.7 + 0.6 * leaves) & (z_tree < depth)
+        trunk = (np.abs(view.u - u_tree) < radius_u * 0.12) & (view.v > v_crown) & (view.v < v_ground)
+        trunk &= z_tree < depth
+        depth[crown] = z_tree + TREE_CROWN_M * (leaves[crown] - 0.5)
+        rgb[crown] = np.array([40, 110, 35]) * (0.6 + 0.8 * leaves[crown])[:, None]
+        depth[trunk] = z_tree
+        rgb[trunk] = (90, 65, 40)
+
+
+def _cars(rng: np.random.Generator, view: _View, depth: np.ndarray, rgb: np.ndarray, mask: np.ndarray) -> None:
+    """Cars in the lanes: a body, a narrower cabin with dark windows; the mask is every car pixel."""
+    for _ in range(rng.integers(*CARS_PER_FRAME)):
+        z_car = rng.uniform(*CAR_DEPTH_M)
+        x_car = rng.choice([-LANE_WIDTH_M, 0.0, LANE_WIDTH_M]) + rng.uniform(-0.5, 0.5)
+        half_u = view.fx * CAR_SIZE_M[0] / 2 / z_car
+        centre_u = view.cx + view.fx * x_car / z_car
+        bottom = view.horizon + view.fy * CAMERA_HEIGHT_M / z_car
+        top = bottom - view.fy * CAR_SIZE_M[1] / z_car
+        waist = top + (bottom - top) * 0.45
+        offset = np.abs(view.u - centre_u)
+        body = (offset < half_u) & (view.v >= waist) & (view.v < bottom)
+        cabin_half = half_u * (0.65 + 0.3 * (view.v - top) / max(waist - top, 1))
+        cabin = (offset < cabin_half) & (view.v >= top) & (view.v < waist)
+        car = (body | cabin) & (z_car < depth)
+        colour = rng.uniform(20, 240, size=3)
+        depth[car] = z_car + CAR_SIZE_M[0] / 2 * (offset[car] / half_u) ** 2
+        rgb[car & body] = colour
+        rgb[car & cabin] = colour * 0.3
+        mask[car] = 1
+
+
 def street_frame(rng: np.random.Generator, height: int, width: int) -> dict[str, np.ndarray]:
     """One frame at (height, width): rgb uint8, depth/sparse uint16 (cm), mask uint8."""
     h, w = height * DOWNSCALE, width * DOWNSCALE
-    fx, fy = FOCAL_AT_SOURCE * w / SOURCE_SIZE[0], FOCAL_AT_SOURCE * h / SOURCE_SIZE[1]
-    cx, horizon = w / 2, h * rng.uniform(0.38, 0.48)
     v, u = np.mgrid[0:h, 0:w].astype(np.float64)
-    below = v - horizon
+    view = _View(
+        u, v, FOCAL_AT_SOURCE * w / SOURCE_SIZE[0], FOCAL_AT_SOURCE * h / SOURCE_SIZE[1], w / 2, h * rng.uniform(0.38, 0.48)
+    )
+    depth, rgb, mask = np.full((h, w), np.inf), np.empty((h, w, 3)), np.zeros((h, w), dtype=np.uint8)
+    _ground_and_sky(view, depth, rgb)
+    _facades(rng, view, depth, rgb)
+    _trees(rng, view, depth, rgb)
+    _cars(rng, view, depth, rgb, mask)
 
-    depth = np.full((h, w), np.inf)
-    rgb = np.empty((h, w, 3))
-    sky = np.clip((horizon - v) / horizon, 0, 1)[..., None]
-    rgb[:] = (1 - sky) * np.array([225, 230, 235]) + sky * np.array([110, 160, 220])
-
-    road = below > 0
-    z_road = np.where(road, fy * CAMERA_HEIGHT_M / np.maximum(below, 1e-6), np.inf)
-    z_ground = np.where(road, z_road, 0.0)
-    lane = road & (np.abs(u - cx) * z_ground / fx % LANE_WIDTH_M < LINE_WIDTH_M) & (z_ground % DASH_PERIOD_M < DASH_PERIOD_M / 2)
-    depth[road] = z_road[road]
-    rgb[road] = 95 + 10 * np.sin(z_road[road])[:, None]
-    rgb[lane] = 230
-
-    side = np.abs(u - cx) + 1e-6
-    z_facade = fx * FACADE_OFFSET_M / side
-    for building in range(rng.integers(3, 7)):
-        start, length = rng.uniform(3, 60), rng.uniform(8, 25)
-        top = rng.uniform(6, 20)
-        inside = (z_facade >= start) & (z_facade < start + length)
-        height_m = CAMERA_HEIGHT_M - below * z_facade / fy
-        facade = inside & (height_m >= 0) & (height_m <= top) & (z_facade < depth)
-        depth[facade] = z_facade[facade]
-        colour = rng.uniform(80, 200, size=3)
-        windows = (z_facade % 3 < 1.6) & (height_m % 3 > 1.0)
-        rgb[facade] = colour
-        rgb[facade & windows] = colour * 0.45
-
-    mask = np.zeros((h, w), dtype=np.uint8)
-    for car in range(rng.integers(*CARS_PER_FRAME)):
-        z_car, x_car = rng.uniform(*CAR_DEPTH_M), rng.choice([-3.5, 0.0, 3.5]) + rng.uniform(-0.5, 0.5)
-        u0, u1 = cx + fx * (x_car - CAR_SIZE_M[0] / 2) / z_car, cx + fx * (x_car + CAR_SIZE_M[0] / 2) / z_car
-        v1 = horizon + fy * CAMERA_HEIGHT_M / z_car
-        v0 = v1 - fy * CAR_SIZE_M[1] / z_car
-        body = (u >= u0) & (u < u1) & (v >= v0) & (v < v1) & (z_car < depth)
-        depth[body] = z_car + 0.3 * (v[body] - v0) / max(v1 - v0, 1)
-        colour = rng.uniform(20, 240, size=3)
-        rgb[body] = colour
-        rgb[body & (v < v0 + (v1 - v0) * 0.4)] = colour * 0.3
-        mask[body] = 1
-
-    haze = np.exp(-np.minimum(depth, 400) / 200)[..., None]
-    rgb = haze * rgb + (1 - haze) * np.array([200, 210, 220])
-    rgb += rng.normal(0, NOISE_SIGMA, rgb.shape)
-
-    def shrink(a: np.ndarray) -> np.ndarray:
-        return a.reshape(height, DOWNSCALE, width, DOWNSCALE, *a.shape[2:]).mean(axis=(1, 3))
-
-    depth_small = depth[::DOWNSCALE, ::DOWNSCALE]
-    units = np.where(depth_small <= MAX_DEPTH_M, np.round(depth_small / DEPTH_METRES_PER_UNIT), 0).astype(np.uint16)
-    sparse = np.where(rng.random(units.shape) < KEEP_PROB, units, 0).astype(np.uint16)
+    haze = np.exp(-np.minimum(depth, HAZE_DISTANCE_M * 2) / HAZE_DISTANCE_M)[..., None]
+    rgb = haze * rgb + (1 - haze) * np.array([200, 210, 220]) + rng.normal(0, NOISE_SIGMA, rgb.shape)
+    small_rgb = rgb.reshape(height, DOWNSCALE, width, DOWNSCALE, 3).mean(axis=(1, 3))
+    small_depth = depth[::DOWNSCALE, ::DOWNSCALE]
+    units = np.where(small_depth <= MAX_DEPTH_M, np.round(small_depth / DEPTH_METRES_PER_UNIT), 0).astype(np.uint16)
     return {
-        "rgb": np.clip(np.round(shrink(rgb)), 0, 255).astype(np.uint8),
+        "rgb": np.clip(np.round(small_rgb), 0, 255).astype(np.uint8),
         "depth": units,
-        "sparse": sparse,
+        "sparse": np.where(rng.random(units.shape) < KEEP_PROB, units, 0).astype(np.uint16),
         "mask": mask[::DOWNSCALE, ::DOWNSCALE].copy(),
     }
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from zarr.abc.codec import ArrayArrayCodec, BytesBytesCodec
+from zarr.abc.codec import BytesBytesCodec
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from mtdepth.errors import MtDepthError
@@ -54,12 +54,11 @@ def mask_array(source: str) -> str:
 
 @dataclass(frozen=True)
 class ArraySpec:
-    """One per-frame data array: dtype, trailing channel axis, codecs and fixed attributes."""
+    """One per-frame data array: dtype, trailing channel axis, compressors and fixed attributes."""
 
     name: str
     dtype: str
     channels: int | None = None  # None: (N, H, W); else (N, H, W, channels)
-    filters: tuple[ArrayArrayCodec, ...] = ()
     compressors: tuple[BytesBytesCodec, ...] = ()
     attrs: dict = field(default_factory=dict)
 
@@ -72,9 +71,10 @@ class ArraySpec:
 
 
 # Measured choices (see the module docstring); crc32c last on every chunk.
-RGB_COMPRESSORS = (ZstdCodec(level=3), Crc32cCodec())
+RGB_COMPRESSORS = (BloscCodec(cname="zstd", clevel=1, shuffle="noshuffle"), Crc32cCodec())
 DEPTH_COMPRESSORS = (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec())
-MASK_COMPRESSORS = (ZstdCodec(level=3), Crc32cCodec())
+SPARSE_COMPRESSORS = (ZstdCodec(level=3), Crc32cCodec())
+MASK_COMPRESSORS = (BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"), Crc32cCodec())
 
 _DEPTH_ATTRS = {"scale": DEPTH_METRES_PER_UNIT, "units": "metres per unit; 0 = invalid"}
 
@@ -83,7 +83,7 @@ ARRAYS: dict[str, ArraySpec] = {
     for spec in (
         ArraySpec("rgb", "uint8", RGB_CHANNELS, compressors=RGB_COMPRESSORS),
         ArraySpec("depth", "uint16", compressors=DEPTH_COMPRESSORS, attrs=_DEPTH_ATTRS),
-        ArraySpec("sparse", "uint16", compressors=DEPTH_COMPRESSORS, attrs=_DEPTH_ATTRS),
+        ArraySpec("sparse", "uint16", compressors=SPARSE_COMPRESSORS, attrs=_DEPTH_ATTRS),
         *(ArraySpec(mask_array(s), "uint8", compressors=MASK_COMPRESSORS) for s in MASK_SOURCES),
     )
 }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
@@ -30,12 +29,13 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
-        target, short_help = COMMANDS[name]
-        if ctx.resilient_parsing or "--help" in sys.argv[1:2] or len(sys.argv) < 2:
-            # Listing commands: a stand-in carrying the one-line help, no import.
-            return click.Command(name, help=short_help, short_help=short_help)
-        module, attribute = target.split(":")
+        module, attribute = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List commands with their registered one-line help, importing none of them."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx: click.Context):
         try:

@@ -96,10 +96,10 @@ class _Condition:
 
 
 def _subdirs(path: Path) -> list[os.DirEntry]:
-    """Sub-folders of `path` (none when it is not a readable folder)."""
+    """Sub-folders of `path` sorted by name (none when it is not a readable folder)."""
     try:
         with os.scandir(path) as entries:
-            return [e for e in entries if e.is_dir()]
+            return sorted((e for e in entries if e.is_dir()), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return []
 
@@ -263,15 +263,14 @@ def index_frames(
                     if intrinsics is None:
                         raise MtDepthError(f"{found.intrinsics}: no row for frame {index} camera {camera_id}")
                 refs.append(FrameRef(scene, condition, camera, index, intrinsics=intrinsics, **paths))
-    if not refs and frames_seen:
+    if refs:
+        return refs
+    if frames_seen:
         last = "end" if last_frame is None else str(last_frame)
         raise MtDepthError(f"{root}: none of the {frames_seen} frames selected is numbered {first_frame}..{last}")
-    if not refs:
-        raise MtDepthError(
-            f"{root}: no RGB frames of {camera} in the selection (cameras found: "
-            f"{', '.join(sorted(cameras_seen)) or 'none'}); {EXPECTED_LAYOUT.format(root=root)}"
-        )
-    return refs
+    if cameras_seen:
+        raise MtDepthError(f"{root}: no RGB frames of {camera} in the selection (cameras found: {', '.join(sorted(cameras_seen))})")
+    raise MtDepthError(f"{root}: no Virtual KITTI 2 frames found; {EXPECTED_LAYOUT.format(root=root)}")
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -230,16 +229,14 @@ def test_verify_frame_checks_class_colours_too(tmp_path):
 # --- the real CLI -------------------------------------------------------------------------
 
 
-def run_dataset(monkeypatch, *args: str):
+def run_dataset(*args: str):
     """Invoke `mtdepth dataset ...` through the click group, as a shell would."""
-    argv = ["mtdepth", "dataset", *args]
-    monkeypatch.setattr(sys, "argv", argv)  # the lazy group reads argv to decide what to import
-    return CliRunner().invoke(cli, argv[1:])
+    return CliRunner().invoke(cli, ["dataset", *args])
 
 
-def test_cli_prints_counts_sizes_and_modalities(tmp_path, monkeypatch):
+def test_cli_prints_counts_sizes_and_modalities(tmp_path):
     root = make_tree(tmp_path, "split")
-    result = run_dataset(monkeypatch, str(root), "--check", "--scenes", "Scene01,Scene02", "--last-frame", "1")
+    result = run_dataset(str(root), "--check", "--scenes", "Scene01,Scene02", "--last-frame", "1")
     assert result.exit_code == 0, result.output
     assert f"{root}: 8 frames of Camera_0, 2 scenes x 2 conditions" in result.output
     assert f"image size: {WIDTH}x{HEIGHT}" in result.output
@@ -312,9 +309,9 @@ def corrupt_missing_depth(root):
         corrupt_missing_depth,
     ],
 )
-def test_cli_bad_inputs_exit_2_with_one_line_naming_the_file(tmp_path, monkeypatch, corrupt):
+def test_cli_bad_inputs_exit_2_with_one_line_naming_the_file(tmp_path, corrupt):
     root, needles = corrupt(tmp_path)
-    result = run_dataset(monkeypatch, str(root), "--check")
+    result = run_dataset(str(root), "--check")
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
@@ -327,9 +324,9 @@ def test_cli_bad_inputs_exit_2_with_one_line_naming_the_file(tmp_path, monkeypat
     ("option", "value", "needles"),
     [("--scenes", "Scene01,Scene99", ["'Scene99'", "Scene01, Scene02"]), ("--conditions", "snow", ["'snow'", "clone, fog"])],
 )
-def test_cli_unknown_scene_or_condition_exit_2(tmp_path, monkeypatch, option, value, needles):
+def test_cli_unknown_scene_or_condition_exit_2(tmp_path, option, value, needles):
     root = make_tree(tmp_path, "split")
-    result = run_dataset(monkeypatch, str(root), "--check", option, value)
+    result = run_dataset(str(root), "--check", option, value)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.output

@@ -1,0 +1,94 @@
+"""Where a store lives: a local folder or an fsspec URL, opened as a zarr v3 store.
+
+- `data/store.zarr`, `/abs/path`, `file:///abs/path`: a local folder (zarr LocalStore,
+  which writes every key through a temporary file and a rename, so a killed writer
+  leaves either the old or the new value of a key, never a torn one);
+- any other `protocol://...` (memory://, s3://, gs://, ...): zarr FsspecStore; a
+  memory:// store lives in its process (and in forked DataLoader workers).
+
+A location that is an existing file is refused with MtDepthError naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+from fsspec.core import split_protocol
+from zarr.abc.store import Store
+from zarr.core.sync import sync
+from zarr.storage import FsspecStore, LocalStore
+
+from mtdepth.errors import MtDepthError
+
+LOCAL_PROTOCOLS = (None, "file", "local")
+ROOT_METADATA = "zarr.json"
+PARTIAL_SUFFIX = ".partial"  # LocalStore's temporary files, left behind only by a killed writer
+
+
+@dataclass(frozen=True)
+class Location:
+    """A store location as the user named it (`url`), and where it resolves."""
+
+    url: str
+    protocol: str | None
+    path: str
+
+    @classmethod
+    def parse(cls, url: str | os.PathLike) -> Location:
+        """Split `url` into protocol and path; refuse an existing file."""
+        text = os.fspath(url)
+        protocol, path = split_protocol(text)
+        location = cls(text, protocol, str(Path(path).expanduser()) if protocol in LOCAL_PROTOCOLS else path)
+        if location.filesystem().isfile(location.path):
+            raise MtDepthError(f"{text}: is a file, not a store folder")
+        return location
+
+    @property
+    def is_local(self) -> bool:
+        return self.protocol in LOCAL_PROTOCOLS
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem of this location (synchronous)."""
+        return fsspec.filesystem("file" if self.is_local else self.protocol)
+
+    def open(self, read_only: bool) -> Store:
+        """The zarr store at this location."""
+        if self.is_local:
+            return LocalStore(self.path, read_only=read_only)
+        return FsspecStore.from_url(self.url, read_only=read_only)
+
+    def exists(self) -> bool:
+        """Whether anything (file or folder) is at this location."""
+        return self.filesystem().exists(self.path)
+
+    def has_entries(self) -> bool:
+        """Whether a folder at this location holds anything."""
+        fs = self.filesystem()
+        return fs.isdir(self.path) and bool(fs.ls(self.path))
+
+    def remove_partial_files(self) -> None:
+        """Delete temporary files a killed LocalStore write left behind (local folders only)."""
+        if not self.is_local:
+            return
+        for folder, _, names in os.walk(self.path):
+            for name in names:
+                if name.endswith(PARTIAL_SUFFIX):
+                    os.unlink(os.path.join(folder, name))
+
+
+def key_exists(store: Store, key: str) -> bool:
+    """Whether `key` is in `store` (synchronous)."""
+    return sync(store.exists(key))
+
+
+def key_size(store: Store, key: str) -> int:
+    """Bytes stored under `key` (synchronous)."""
+    return sync(store.getsize(key))
+
+
+def delete_key(store: Store, key: str) -> None:
+    """Remove `key` from `store` if present (synchronous)."""
+    sync(store.delete(key))

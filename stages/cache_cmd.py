@@ -1,0 +1,90 @@
+"""`mtdepth cache info STORE` and `mtdepth cache verify STORE`: look inside a stage-one store."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from tqdm import tqdm
+
+from mtdepth.cache.fingerprint import canonical_json
+from mtdepth.cache.store import open_store
+from mtdepth.errors import MtDepthError
+
+BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+BYTES_PER_UNIT = 1024
+SHORT_HASH = 12  # hex digits of a fingerprint shown in tables
+
+
+def human_bytes(count: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    exponent = 0
+    while exponent < len(BYTE_UNITS) - 1 and count >= BYTES_PER_UNIT ** (exponent + 1):
+        exponent += 1
+    if exponent == 0:
+        return f"{count} B"
+    return f"{count / BYTES_PER_UNIT**exponent:.1f} {BYTE_UNITS[exponent]}"
+
+
+def _flat(value: object, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested provenance as (dotted key, leaf) pairs, in key order."""
+    if isinstance(value, dict) and value:
+        pairs = []
+        for key in sorted(value):
+            pairs += _flat(value[key], f"{prefix}.{key}" if prefix else str(key))
+        return pairs
+    return [(prefix, value)]
+
+
+def _leaf(value: object) -> str:
+    return value if isinstance(value, str) else canonical_json(value)
+
+
+@click.group()
+def cache() -> None:
+    """Inspect and verify a stage-one store (a folder or an fsspec URL)."""
+
+
+@cache.command()
+@click.argument("store")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON document.")
+def info(store: str, as_json: bool) -> None:
+    """Arrays, sizes, codecs, fingerprints, provenance and split counts of STORE."""
+    details = open_store(store).info()
+    if as_json:
+        click.echo(json.dumps(details, indent=2))
+        return
+    splits = ", ".join(f"{name} {count}" for name, count in details["splits"].items())
+    click.echo(f"store {details['url']}  (schema {details['schema_version']}, written by mtdepth {details['mtdepth_version']})")
+    click.echo(
+        f"frames {details['frames']} ({splits}), {details['height']}x{details['width']}, "
+        f"{details['shard_frames']} frames per shard, frames fingerprint {details['frames_fingerprint'][:SHORT_HASH]}"
+    )
+    click.echo(f"stored {human_bytes(details['stored_bytes'])} in all")
+    for name, array in details["arrays"].items():
+        ratio = f"{array['ratio']:.2f}x" if array["ratio"] else "-"
+        state = f"fingerprint {array['fingerprint']}" if array["committed"] else "NOT COMMITTED (incomplete)"
+        click.echo("")
+        click.echo(f"{name}  {tuple(array['shape'])} {array['dtype']}  shards {tuple(array['shards'])}")
+        click.echo(f"  stored {human_bytes(array['stored_bytes'])} of {human_bytes(array['raw_bytes'])} raw ({ratio})")
+        click.echo(f"  codecs {array['codecs']}")
+        for key, value in array["attrs"].items():
+            click.echo(f"  attr {key} = {_leaf(value)}")
+        click.echo(f"  {state}")
+        for key, value in _flat(array["provenance"] or {}):
+            click.echo(f"    {key} = {_leaf(value)}")
+
+
+@cache.command()
+@click.argument("store")
+def verify(store: str) -> None:
+    """Check STORE: frame table, commits, fingerprints, and that every shard is present and decodes."""
+    reader = open_store(store)
+    total = reader.shard_count() * len(reader.arrays())
+    with tqdm(total=total, desc="verify", unit="shard", disable=None) as bar:
+        problems = reader.verify(on_shard=bar.update)
+    if problems:
+        for problem in problems:
+            click.echo(f"  {problem}")
+        raise MtDepthError(f"store {store}: {len(problems)} problem(s) found")
+    click.echo(f"store {store}: OK ({len(reader.frames)} frames; {', '.join(reader.arrays())})")
