@@ -1,15 +1,17 @@
 """Codec benchmark for the store: size and encode/decode speed of candidate codecs per array.
 
 Every candidate is measured the way the store uses it (zarr v3 in memory, one frame per
-chunk, one shard of all frames, crc32c after compression) on street-like synthetic
-frames: sky, a road plane seen from a car, building facades with windows, cars at
-several depths, sensor noise, then a 2x downscale as the resize to the store's size does.
-Depth follows the road/facade/car geometry in centimetres (0 for sky and beyond
-MAX_DEPTH_M), sparse keeps KEEP_PROB of it, masks are the cars.
+chunk, one shard of all frames, crc32c after compression) on either
+- frames of a Virtual KITTI 2 layout tree (`--data`, default data/synth when it exists),
+  loaded, resized, sparsified and masked as stage one does (masks: instance ground truth);
+- or street-like frames drawn here: sky, a road plane seen from a car, building facades
+  with windows, trees, cars at several depths, sensor noise, then a 2x downscale as the
+  resize to the store's size does; depth in centimetres from that geometry (0 for sky and
+  beyond MAX_DEPTH_M), sparse keeps KEEP_PROB of it, masks are the cars.
 
-    python -m bench.bench_store [--frames 64] [--height 256] [--width 512] [--repeats 3]
+    python -m bench.bench_store [--data ROOT | --street] [--frames 64] [--height 256] [--width 512] [--repeats 3]
 
-prints one markdown table; cache/schema.py quotes it for the codecs it uses.
+prints one markdown table, the store's own choices marked; cache/schema.py quotes it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import zarr
@@ -31,6 +34,7 @@ from mtdepth.cache.schema import ARRAYS, DEPTH_METRES_PER_UNIT, mask_array
 # lz4 and packbits come from numcodecs, outside the zarr v3 spec: zarr warns on each; measured anyway.
 warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 specification")
 
+DEFAULT_DATA = "data/synth"
 MAX_DEPTH_M = 80.0
 KEEP_PROB = 0.05
 CAMERA_HEIGHT_M = 1.6
@@ -218,6 +222,28 @@ async def _chunk_bytes(store: MemoryStore) -> int:
     return sum([await store.getsize(key) async for key in store.list_prefix("c/")])
 
 
+def dataset_frames(root: str, frames: int, height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """The first `frames` frames of a Virtual KITTI 2 layout tree, as stage one stores them."""
+    from mtdepth.pipeline.sparse import sparsify
+    from mtdepth.pipeline.vkitti2 import index_frames, load_frame
+
+    refs = index_frames(root, require=("rgb", "depth", "instance"))
+    # spread the picks over every scene and condition found
+    picks = [refs[i] for i in np.linspace(0, len(refs) - 1, min(frames, len(refs))).round().astype(int)]
+    rows = []
+    for ref in picks:
+        frame = load_frame(ref, height, width, MAX_DEPTH_M)
+        rows.append(
+            {
+                "rgb": frame.rgb,
+                "depth": np.rint(frame.depth / DEPTH_METRES_PER_UNIT).astype(np.uint16),
+                "sparse": np.rint(sparsify(frame.depth, KEEP_PROB, seed, ref.key) / DEPTH_METRES_PER_UNIT).astype(np.uint16),
+                "mask": frame.gt_mask,
+            }
+        )
+    return {key: np.stack([row[key] for row in rows]) for key in rows[0]}
+
+
 def measure(candidate: Candidate, data: np.ndarray, repeats: int) -> dict[str, float]:
     """Stored bytes per frame and best-of-`repeats` encode/decode MB/s of raw bytes."""
     frames = data.shape[0]
@@ -251,16 +277,22 @@ def measure(candidate: Candidate, data: np.ndarray, repeats: int) -> dict[str, f
     }
 
 
+def in_store(candidate: Candidate) -> bool:
+    """Whether the store (cache/schema.py) uses exactly this chain for the candidate's array."""
+    spec = ARRAYS[mask_array("yolo") if candidate.array == "mask" else candidate.array]
+    return not candidate.filters and (*candidate.compressors, Crc32cCodec()) == spec.compressors
+
+
 def table(rows: list[tuple[Candidate, dict[str, float]]], raw_kib: dict[str, float]) -> str:
-    """The measurements as a markdown table."""
+    """The measurements as a markdown table; 'store' marks the chains cache/schema.py uses."""
     lines = [
-        "| array | codec (+ crc32c) | KiB/frame | raw KiB/frame | ratio | encode MB/s | decode MB/s |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| array | codec (+ crc32c) | KiB/frame | raw KiB/frame | ratio | encode MB/s | decode MB/s | store |",
+        "|---|---|---:|---:|---:|---:|---:|:---:|",
     ]
     for candidate, m in rows:
         lines.append(
-            f"| {candidate.array} | {candidate.label} | {m['kib_per_frame']:.1f} | {raw_kib[candidate.array]:.0f} "
-            f"| {m['ratio']:.2f} | {m['encode_mbs']:.0f} | {m['decode_mbs']:.0f} |"
+            f"| {candidate.array} | {candidate.label} | {m['kib_per_frame']:.2f} | {raw_kib[candidate.array]:.0f} "
+            f"| {m['ratio']:.2f} | {m['encode_mbs']:.0f} | {m['decode_mbs']:.0f} | {'yes' if in_store(candidate) else ''} |"
         )
     return "\n".join(lines)
 
@@ -272,20 +304,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--data", default=DEFAULT_DATA, help=f"Virtual KITTI 2 layout tree to read frames from (default {DEFAULT_DATA} "
+        "when it exists, else street-like frames drawn here)"
+    )
+    parser.add_argument("--street", action="store_true", help="Use the street-like frames drawn here, even if --data exists.")
     args = parser.parse_args(argv)
 
-    data = street_frames(args.frames, args.height, args.width, args.seed)
+    if Path(args.data).is_dir() and not args.street:
+        data = dataset_frames(args.data, args.frames, args.height, args.width, args.seed)
+        source = f"{len(data['rgb'])} frames of {args.data} (masks: instance ground truth)"
+    else:
+        data = street_frames(args.frames, args.height, args.width, args.seed)
+        source = f"{args.frames} street-like frames drawn by this bench"
     raw_kib = {key: value[0].nbytes / KIB for key, value in data.items()}
     with zarr.config.set({"threading.max_workers": 1}):
         rows = [(c, measure(c, data[c.array], args.repeats)) for c in CANDIDATES]
     print(
-        f"{args.frames} street-like frames of {args.height}x{args.width}, one shard, zarr in memory, "
+        f"{source}, {args.height}x{args.width}, one shard, zarr in memory, "
         f"one codec thread, best of {args.repeats}; ratio = raw / stored, MB/s of raw bytes.\n"
     )
     print(table(rows, raw_kib))
-    chosen = {"rgb": ARRAYS["rgb"], "depth": ARRAYS["depth"], "sparse": ARRAYS["sparse"], "mask": ARRAYS[mask_array("yolo")]}
-    print("\nstore uses: " + "; ".join(f"{k}: {', '.join(type(c).__name__ for c in s.compressors)}" for k, s in chosen.items()))
-
 
 if __name__ == "__main__":
     main()

@@ -51,8 +51,11 @@ class Location:
         return self.protocol in LOCAL_PROTOCOLS
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
-        """The fsspec filesystem of this location (synchronous)."""
-        return fsspec.filesystem("file" if self.is_local else self.protocol)
+        """The fsspec filesystem of this location (synchronous); MtDepthError if fsspec cannot serve it."""
+        try:
+            return fsspec.filesystem("file" if self.is_local else self.protocol)
+        except (ImportError, ValueError) as exc:
+            raise MtDepthError(f"store {self.url}: cannot open {self.protocol}:// locations ({exc})") from None
 
     def open(self, read_only: bool) -> Store:
         """The zarr store at this location."""
@@ -82,11 +85,6 @@ class Location:
 def key_exists(store: Store, key: str) -> bool:
     """Whether `key` is in `store` (synchronous)."""
     return sync(store.exists(key))
-
-
-def key_size(store: Store, key: str) -> int:
-    """Bytes stored under `key` (synchronous)."""
-    return sync(store.getsize(key))
 
 
 def delete_key(store: Store, key: str) -> None:

@@ -14,11 +14,37 @@ Frame arrays are one chunk each. Data arrays hold one frame per chunk and `shard
 frames per shard (one file per shard). Every data chunk ends with a crc32c checksum, so a
 flipped byte is an error on read, never silently wrong pixels.
 
-Codecs were chosen by `python -m bench.bench_store` (64 street-like frames of 256x512,
-one shard, zarr in memory, best of 3; ratio = raw / stored, MB/s of raw bytes):
+Codecs were chosen by `python -m bench.bench_store --repeats 5`: 64 frames at 256x512 in
+one shard, zarr in memory, one codec thread, best of 5; ratio = raw / stored, MB/s of raw
+bytes (speeds vary +-30% run to run on a shared machine; sizes do not). Main columns: the
+project's synthetic dataset (`mtdepth synth`, 2 scenes x 4 conditions x 8 frames, masks
+from instance ground truth); "street" columns: the bench's own noisier drawn frames
+(`--street`), a check that the ranking holds on harder images:
 
-    array   codec                           KiB/frame  ratio  encode MB/s  decode MB/s
-    rgb     zstd 3                          (filled in below by the measured table)
+    array   codec (+ crc32c)               KiB/frame  ratio  enc MB/s  dec MB/s  street KiB  ratio
+    rgb     zstd 1                             141.0   2.72       297       659       312.3   1.23
+    rgb     zstd 3                             127.7   3.01       189       634       310.2   1.24
+    rgb     zstd 9                             120.0   3.20        75       977       306.2   1.25
+    rgb     blosc lz4 5                        197.8   1.94       682      1260       384.0   1.00
+    rgb     blosc zstd 1                       139.4   2.76       285       675       294.8   1.30
+    rgb     blosc zstd 3                       121.4   3.16       134       838       290.5   1.32  used
+    depth   zstd 3                              3.65   70.2       734      1028        13.0   19.8  used
+    depth   blosc zstd 3 + shuffle              5.02   51.0       577      1006        12.2   21.0
+    depth   shuffle + zstd 3 (numcodecs)        4.33   59.1       440       597        11.8   21.8
+    sparse  zstd 3                              16.6   15.5       694       913        14.5   17.7  used
+    sparse  blosc zstd 3 + shuffle              23.2   11.1       204       543        21.6   11.8
+    mask    zstd 3                              1.21    106       503       722        0.31    407
+    mask    packbits + zstd 3 (numcodecs)       0.46    276       420       606        0.16    817
+    mask    blosc zstd 3 + bitshuffle           0.49    261       423       526        0.18    714  used
+
+- rgb: blosc zstd 3 stores within 1% of zstd 9 at nearly twice its encode speed, and 11-14%
+  less than zstd 1 (a few ms per frame to encode, far below a YOLO pass; decodes at >500
+  MB/s); lz4 stores 40-60% more.
+- depth and sparse: plain zstd 3. Byte shuffle helps only the noisy drawn depth (6%) and
+  costs 19-38% on the dataset's; on sparse maps (95% zeros) it costs 40-50% everywhere.
+- masks: under 0.5 KiB per frame either way; blosc bitshuffle is within 6% of packbits,
+  which is a numcodecs codec outside the zarr v3 spec.
+Every chain uses only zarr v3 core codecs (blosc, zstd, crc32c), so any zarr v3 reader opens the store.
 
 Bump SCHEMA_VERSION whenever a name, dtype, unit or codec here changes.
 """
@@ -71,9 +97,8 @@ class ArraySpec:
 
 
 # Measured choices (see the module docstring); crc32c last on every chunk.
-RGB_COMPRESSORS = (BloscCodec(cname="zstd", clevel=1, shuffle="noshuffle"), Crc32cCodec())
-DEPTH_COMPRESSORS = (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec())
-SPARSE_COMPRESSORS = (ZstdCodec(level=3), Crc32cCodec())
+RGB_COMPRESSORS = (BloscCodec(cname="zstd", clevel=3, shuffle="noshuffle"), Crc32cCodec())
+DEPTH_COMPRESSORS = (ZstdCodec(level=3), Crc32cCodec())  # depth and sparse: shuffle measured worse
 MASK_COMPRESSORS = (BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"), Crc32cCodec())
 
 _DEPTH_ATTRS = {"scale": DEPTH_METRES_PER_UNIT, "units": "metres per unit; 0 = invalid"}
@@ -83,7 +108,7 @@ ARRAYS: dict[str, ArraySpec] = {
     for spec in (
         ArraySpec("rgb", "uint8", RGB_CHANNELS, compressors=RGB_COMPRESSORS),
         ArraySpec("depth", "uint16", compressors=DEPTH_COMPRESSORS, attrs=_DEPTH_ATTRS),
-        ArraySpec("sparse", "uint16", compressors=SPARSE_COMPRESSORS, attrs=_DEPTH_ATTRS),
+        ArraySpec("sparse", "uint16", compressors=DEPTH_COMPRESSORS, attrs=_DEPTH_ATTRS),
         *(ArraySpec(mask_array(s), "uint8", compressors=MASK_COMPRESSORS) for s in MASK_SOURCES),
     )
 }

@@ -57,6 +57,7 @@ __all__ = ["FrameTable", "StoreReader", "StoreWriter", "open_for_write", "open_s
 CORE_ARRAYS = ("rgb", "depth", "sparse")  # what stage two always reads
 GEOMETRY = ("height", "width", "shard_frames")
 DONE = 1
+WRITE_CONFIG = {"write_empty_chunks": True}  # all-zero frames stored too: every shard holds every chunk
 _NOT_FOUND = (KeyError, FileNotFoundError, ValueError)  # missing or unreadable node (zarr errors are ValueErrors)
 
 
@@ -67,6 +68,12 @@ def _open_array(group: zarr.Group, name: str) -> zarr.Array | None:
     except _NOT_FOUND:
         return None
     return node if isinstance(node, zarr.Array) else None
+
+
+def _is_committed(group: zarr.Group, name: str) -> bool:
+    """Whether array `name` exists and carries its commit-point `fingerprint` attribute."""
+    array = _open_array(group, name)
+    return array is not None and "fingerprint" in array.attrs
 
 
 def _progress_name(name: str) -> str:
@@ -82,6 +89,19 @@ def _frame_column_provenance(frames: FrameTable, column: str) -> dict:
     if column == "split":
         return {"schema_version": SCHEMA_VERSION, "frames_fingerprint": frames.fingerprint()}
     return {"schema_version": SCHEMA_VERSION, "rows_fingerprint": frames.rows_fingerprint()}
+
+
+def shard_count(frames: int, shard_frames: int) -> int:
+    """Shards per data array."""
+    return math.ceil(frames / shard_frames)
+
+
+def shard_bounds(shard: int, frames: int, shard_frames: int) -> tuple[int, int]:
+    """Frames [start, stop) of shard `shard`; the last shard may hold fewer frames."""
+    if not 0 <= shard < shard_count(frames, shard_frames):
+        raise IndexError(f"shard {shard} out of range 0..{shard_count(frames, shard_frames) - 1}")
+    start = shard * shard_frames
+    return start, min(start + shard_frames, frames)
 
 
 def _shard_key(array: zarr.Array, shard: int) -> str:
@@ -119,14 +139,11 @@ class StoreWriter:
 
     @property
     def n_shards(self) -> int:
-        return math.ceil(len(self.frames) / self.shard_frames)
+        return shard_count(len(self.frames), self.shard_frames)
 
     def shard_bounds(self, shard: int) -> tuple[int, int]:
         """Frames [start, stop) of shard `shard`."""
-        if not 0 <= shard < self.n_shards:
-            raise IndexError(f"shard {shard} out of range 0..{self.n_shards - 1}")
-        start = shard * self.shard_frames
-        return start, min(start + self.shard_frames, len(self.frames))
+        return shard_bounds(shard, len(self.frames), self.shard_frames)
 
     def pending(self, name: str, provenance: dict) -> list[int]:
         """Shards of `name` still to write so that it ends with `provenance` ([] if committed so)."""
@@ -167,7 +184,6 @@ class StoreWriter:
             compressors=spec.compressors,
             fill_value=0,
             attributes=dict(spec.attrs),
-            config={"write_empty_chunks": True},  # every chunk stored: a missing one is damage
             overwrite=True,
         )
         self._root.create_array(
@@ -201,11 +217,16 @@ class StoreWriter:
                 f"got {block.shape} {block.dtype}"
             )
         delete_key(data.store, _shard_key(data, shard))  # a shard is always written whole, from nothing
-        data[start:stop] = block
+        data.with_config(WRITE_CONFIG)[start:stop] = block
         progress[shard] = DONE
 
     def commit(self, name: str) -> None:
-        """After every shard is written: write `provenance` and `fingerprint` (the commit point)."""
+        """After every shard is written: write `provenance` and `fingerprint` (the commit point).
+
+        A no-op for an array already committed (pending() returned []).
+        """
+        if _is_committed(self._root, name):
+            return
         data, progress = self._open_for_shards(name)
         missing = np.flatnonzero(progress[:] != DONE).tolist()
         if missing:
@@ -314,6 +335,10 @@ class StoreReader:
             self._frames = FrameTable.from_arrays(columns)
         return self._frames
 
+    @property
+    def n_shards(self) -> int:
+        return shard_count(len(self.frames), self.shard_frames)
+
     def split_column(self) -> np.ndarray:
         """frames/split as a numpy array (SPLIT_CODES values)."""
         return self._root[_frame_column_name("split")][:]
@@ -327,8 +352,7 @@ class StoreReader:
         return [name[len(MASK_PREFIX):] for name in self.arrays() if name.startswith(MASK_PREFIX) and self.is_committed(name)]
 
     def is_committed(self, name: str) -> bool:
-        array = _open_array(self._root, name)
-        return array is not None and "fingerprint" in array.attrs
+        return _is_committed(self._root, name)
 
     def array(self, name: str) -> zarr.Array:
         """The committed data array `name`; MtDepthError if absent or incomplete."""
@@ -408,18 +432,15 @@ class StoreReader:
             problems += self._verify_array(name, on_shard)
         return problems
 
-    def shard_count(self) -> int:
-        """Shards per data array."""
-        return math.ceil(len(self.frames) / self.shard_frames)
-
     def _verify_frames(self) -> list[str]:
         try:
             frames = self.frames
         except (MtDepthError, *_NOT_FOUND) as exc:
             return [f"frame table unreadable: {exc}"]
         problems = []
-        if frames.fingerprint() != self._root.attrs.get("frames_fingerprint"):
-            problems.append("frame table does not match the root's frames_fingerprint")
+        attrs = self._root.attrs
+        if (frames.fingerprint(), frames.rows_fingerprint()) != (attrs.get("frames_fingerprint"), attrs.get("rows_fingerprint")):
+            problems.append("frame table does not match the root's frames_fingerprint / rows_fingerprint")
         for column in FRAME_COLUMNS:
             array = self._root[_frame_column_name(column)]
             problems += _fingerprint_problems(_frame_column_name(column), array)
@@ -434,16 +455,15 @@ class StoreReader:
         if data.shape != expected_shape or data.dtype != np.dtype(spec.dtype):
             return [f"array {name!r} is {data.shape} {data.dtype}, the schema says {expected_shape} {spec.dtype}"]
         progress = _open_array(self._root, _progress_name(name))
-        done = progress[:] if progress is not None and progress.shape == (self.shard_count(),) else None
+        done = progress[:] if progress is not None and progress.shape == (self.n_shards,) else None
         if "fingerprint" not in data.attrs:
             written = 0 if done is None else int((done == DONE).sum())
-            return [f"array {name!r} is not committed ({written} of {self.shard_count()} shards written)"]
+            return [f"array {name!r} is not committed ({written} of {self.n_shards} shards written)"]
         problems = _fingerprint_problems(name, data)
         if done is None or progress.attrs.get("target") != data.attrs["fingerprint"]:
             problems.append(f"array {name!r}: progress record missing or for another fingerprint")
-        for shard in range(self.shard_count()):
-            start = shard * self.shard_frames
-            stop = min(start + self.shard_frames, len(self.frames))
+        for shard in range(self.n_shards):
+            start, stop = shard_bounds(shard, len(self.frames), self.shard_frames)
             where = f"array {name!r} shard {shard} (frames {start}-{stop - 1})"
             if done is not None and done[shard] != DONE:
                 problems.append(f"{where}: not marked written")

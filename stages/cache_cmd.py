@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import click
-from tqdm import tqdm
 
 from mtdepth.cache.fingerprint import canonical_json
 from mtdepth.cache.store import open_store
 from mtdepth.errors import MtDepthError
+from mtdepth.stages.progress import progress_bar
 
 BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 BYTES_PER_UNIT = 1024
@@ -71,6 +71,8 @@ def info(store: str, as_json: bool) -> None:
         for key, value in array["attrs"].items():
             click.echo(f"  attr {key} = {_leaf(value)}")
         click.echo(f"  {state}")
+        if array["provenance"]:
+            click.echo("  provenance")
         for key, value in _flat(array["provenance"] or {}):
             click.echo(f"    {key} = {_leaf(value)}")
 
@@ -80,8 +82,8 @@ def info(store: str, as_json: bool) -> None:
 def verify(store: str) -> None:
     """Check STORE: frame table, commits, fingerprints, and that every shard is present and decodes."""
     reader = open_store(store)
-    total = reader.shard_count() * len(reader.arrays())
-    with tqdm(total=total, desc="verify", unit="shard", disable=None) as bar:
+    total = reader.n_shards * len(reader.arrays())
+    with progress_bar(total=total, desc="verify", unit="shard") as bar:
         problems = reader.verify(on_shard=bar.update)
     if problems:
         for problem in problems:
