@@ -70,7 +70,8 @@ def main() -> None:
                 pass
 
         steps = [
-            ("cast rays (once per frame)", FRAMES, lambda: [synth.cast_frame(street, camera, k) for k in range(FRAMES)]),
+            ("cast rays (once per frame)", FRAMES,
+             lambda: [synth.cast_frame(street, camera, k) for k in range(FRAMES)]),
             ("shade one condition", FRAMES, lambda: [synth.shade_frame(street, camera, g, "fog") for g in geometries]),
             ("encode + write 4 files", FRAMES, write_all),
             ("**generate, one condition per frame**", FRAMES, generate_one_condition),

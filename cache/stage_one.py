@@ -18,7 +18,8 @@ from pathlib import Path
 import dask
 import numpy as np
 
-from mtdepth.cache.store import FrameTable, open_for_write
+from mtdepth.cache.fingerprint import canonical, fingerprint
+from mtdepth.cache.store import FrameTable, open_for_write, open_store
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Params
 from mtdepth.pipeline import vkitti2_format as fmt
@@ -157,6 +158,15 @@ def provenances(refs: Sequence[FrameRef], params: Params, mask_sources: Sequence
     return result
 
 
+def _is_current(url: str, name: str, provenance: dict) -> bool:
+    """Whether the store at `url` already holds `name` committed with exactly `provenance`."""
+    try:
+        reader = open_store(url)
+    except MtDepthError:  # no store yet (or not one): nothing is current
+        return False
+    return reader.is_committed(name) and reader.array(name).attrs["fingerprint"] == fingerprint(canonical(provenance))
+
+
 def segmenter_config(params: Params) -> SegmenterConfig:
     s = params.segmenter
     return SegmenterConfig(weights=s.weights, imgsz=s.imgsz, conf=s.conf, iou=s.iou, classes=s.classes,
@@ -176,18 +186,27 @@ def build(refs: Sequence[FrameRef], params: Params, url: str, *, scheduler: str 
         raise MtDepthError(f"{params.data.root}: no frames selected")
     mask_sources = params.store.mask_sources
     wanted = provenances(refs, params, mask_sources)
-    writer = open_for_write(url, frame_table(refs, params), params.data.height, params.data.width,
-                            params.store.shard_frames, overwrite=overwrite)
-    pending = {name: writer.pending(name, provenance) for name, provenance in wanted.items()}
+    # Everything that can refuse (weights, scheduler) is checked before the store is touched.
+    yolo = MASK_PREFIX + "yolo"
+    segmenter = None
+    if yolo in wanted and not _is_current(url, yolo, wanted[yolo]):
+        segmenter = make_segmenter(segmenter_config(params))
+    decoder = ShardDecoder(params.data.height, params.data.width, params.data.max_depth,
+                           params.sparse.keep_prob, params.seed, decode_workers, scheduler)
+    try:
+        writer = open_for_write(url, frame_table(refs, params), params.data.height, params.data.width,
+                                params.store.shard_frames, overwrite=overwrite)
+        pending = {name: writer.pending(name, provenance) for name, provenance in wanted.items()}
+    except BaseException:
+        decoder.close()
+        raise
     shards = sorted({s for todo in pending.values() for s in todo})
     summary = {"frames": len(refs), "shards": writer.n_shards, "written": sorted(n for n, t in pending.items() if t),
                "unchanged": sorted(n for n, t in pending.items() if not t), "segmenter_frames": 0}
     if not shards:
+        decoder.close()
         return summary
 
-    segmenter = make_segmenter(segmenter_config(params)) if pending.get(MASK_PREFIX + "yolo") else None
-    decoder = ShardDecoder(params.data.height, params.data.width, params.data.max_depth,
-                           params.sparse.keep_prob, params.seed, decode_workers, scheduler)
     frames_todo = sum(writer.shard_bounds(s)[1] - writer.shard_bounds(s)[0] for s in shards)
     bar = progress(total=frames_todo) if progress else None
     try:

@@ -20,8 +20,10 @@ stream, so frame k of a sequence is the same whatever the sequence length.
 from __future__ import annotations
 
 import heapq
+import itertools
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -67,6 +69,15 @@ BACKDROP_WAVE = (12.0, 40.0)  # wavelengths of the treeline's ups and downs
 CROWN_WIDTH = 5.0  # the treeline's bumps, one per tree crown
 CROWN_HEIGHT = 1.8
 PROP_GAP = (9.0, 26.0)  # metres between kerbside props
+POLE_MIX = (("lamp", 0.4), ("sign", 0.45), ("signal", 0.15))  # kerbside props that are not trees
+TREE_CROWN_BASE = (2.2, 3.0)
+TREE_CROWN_HALF_WIDTH = (0.9, 1.7)
+TREE_CROWN_HEIGHT = (2.0, 4.0)
+LAMP_HEIGHT = (6.0, 8.0)
+LAMP_ARM = (1.2, 2.2)  # reaching over the road
+SIGN_HEIGHT = (2.2, 2.9)  # of the plate's lower edge
+SIGN_HALF_WIDTH = (0.3, 0.4)
+SIGNAL_HEIGHT = (3.0, 3.6)  # of the traffic light's housing
 
 # ----------------------------------------------------------------------------- traffic and people
 LEAD_DISTANCE = (12.0, 35.0)  # a vehicle ahead in the camera's lane, at the camera's speed
@@ -80,6 +91,8 @@ LEG_SWING = 0.17  # metres a foot swings forward and back
 CHILD_CHANCE = 0.1
 PERSON_HEIGHT = (1.55, 1.95)
 CHILD_HEIGHT = (1.0, 1.35)
+HIP, SHOULDER, CHIN = 0.47, 0.82, 0.86  # parts of a person's height
+PERSON_DEPTH = 0.3  # metres along Z a person takes on a walkway
 VEHICLE_MIX = (("Car", 0.72), ("Van", 0.18), ("Truck", 0.10))
 # class -> (length, width, roof height) ranges in metres, and wheel diameter
 VEHICLE_SIZE = {
@@ -121,9 +134,12 @@ TYRE_COLOUR = (28, 28, 30)
 METAL_COLOUR = (120, 122, 125)
 BARK_COLOUR = (85, 65, 45)
 HOUSING_COLOUR = (35, 38, 35)
-FACADE_COLOURS = ((200, 190, 170), (225, 220, 205), (160, 85, 65), (150, 150, 150), (215, 195, 140), (170, 190, 200), (120, 110, 100))
-VEHICLE_PAINTS = ((235, 235, 235), (25, 25, 28), (160, 162, 165), (95, 98, 102), (150, 30, 30), (35, 60, 120), (40, 75, 50), (210, 180, 40))
-CLOTHES = ((30, 30, 40), (60, 70, 110), (150, 40, 40), (200, 200, 195), (70, 90, 60), (120, 100, 80), (40, 40, 40), (190, 150, 60))
+FACADE_COLOURS = ((200, 190, 170), (225, 220, 205), (160, 85, 65), (150, 150, 150), (215, 195, 140), (170, 190, 200),
+                  (120, 110, 100))
+VEHICLE_PAINTS = ((235, 235, 235), (25, 25, 28), (160, 162, 165), (95, 98, 102), (150, 30, 30), (35, 60, 120),
+                  (40, 75, 50), (210, 180, 40))
+CLOTHES = ((30, 30, 40), (60, 70, 110), (150, 40, 40), (200, 200, 195), (70, 90, 60), (120, 100, 80), (40, 40, 40),
+           (190, 150, 60))
 SKIN = ((235, 200, 170), (200, 150, 110), (150, 100, 70), (95, 65, 45))
 SIGN_COLOURS = ((200, 30, 30), (30, 70, 170), (235, 235, 235), (240, 200, 40))
 GRAIN_SIZE = 256  # side of the tiling noise texture, cells
@@ -133,6 +149,7 @@ PLAIN, ROAD, SIDEWALK, FACADE, FOLIAGE = range(5)
 GRAIN_AMPLITUDE = np.array([0.02, 0.10, 0.06, 0.035, 0.35], np.float32)
 JOINT_SHADE = 0.78
 WINDOW_BRIGHTNESS = (0.6, 1.5)
+WINDOW_HASH = (7919, 104729, 1299709)  # primes scattering (building, column, storey) over brightnesses
 
 # ----------------------------------------------------------------------------- classes and surfaces
 CLASS_COLOURS = {**vk.CLASS_COLORS, "Pedestrian": vk.PEDESTRIAN_COLOR}  # colors.txt of the dataset
@@ -169,13 +186,19 @@ class Look:
     rain_streaks: float = 0.0  # streaks per megapixel
 
 
-LOOKS = {
-    "clone": Look((-0.5, 0.75, -0.45), 0.6, 0.55, (1.0, 1.0, 1.0), 1.0, (70, 130, 210), (185, 215, 240), 0.002, (190, 210, 230)),
-    "morning": Look((0.8, 0.35, 0.5), 0.65, 0.5, (1.06, 0.98, 0.84), 1.0, (120, 160, 215), (240, 215, 185), 0.006, (235, 220, 200)),
-    "sunset": Look((-0.3, 0.15, 0.95), 0.7, 0.42, (1.2, 0.82, 0.58), 1.1, (80, 90, 150), (250, 150, 80), 0.005, (240, 160, 100)),
-    "overcast": Look((0.0, 1.0, 0.0), 0.25, 0.7, (0.95, 0.97, 1.0), 0.7, (170, 175, 180), (205, 207, 210), 0.008, (195, 197, 200)),
-    "fog": Look((0.0, 1.0, 0.0), 0.2, 0.72, (0.95, 0.97, 1.0), 0.6, (205, 207, 210), (205, 207, 210), 0.045, (205, 207, 210)),
-    "rain": Look((0.0, 1.0, 0.0), 0.15, 0.55, (0.85, 0.9, 0.95), 0.6, (115, 120, 128), (150, 155, 160), 0.012, (150, 155, 160), 0.4, 3000.0),
+LOOKS = {  # sun, sun strength, ambient, tint, saturation, sky zenith, sky horizon, haze, haze colour[, wet, rain]
+    "clone": Look((-0.5, 0.75, -0.45), 0.6, 0.55, (1.0, 1.0, 1.0), 1.0,
+                  (70, 130, 210), (185, 215, 240), 0.002, (190, 210, 230)),
+    "morning": Look((0.8, 0.35, 0.5), 0.65, 0.5, (1.06, 0.98, 0.84), 1.0,
+                    (120, 160, 215), (240, 215, 185), 0.006, (235, 220, 200)),
+    "sunset": Look((-0.3, 0.15, 0.95), 0.7, 0.42, (1.2, 0.82, 0.58), 1.1,
+                   (80, 90, 150), (250, 150, 80), 0.005, (240, 160, 100)),
+    "overcast": Look((0.0, 1.0, 0.0), 0.25, 0.7, (0.95, 0.97, 1.0), 0.7,
+                     (170, 175, 180), (205, 207, 210), 0.008, (195, 197, 200)),
+    "fog": Look((0.0, 1.0, 0.0), 0.2, 0.72, (0.95, 0.97, 1.0), 0.6,
+                (205, 207, 210), (205, 207, 210), 0.045, (205, 207, 210)),
+    "rain": Look((0.0, 1.0, 0.0), 0.15, 0.55, (0.85, 0.9, 0.95), 0.6,
+                 (115, 120, 128), (150, 155, 160), 0.012, (150, 155, 160), wet=0.4, rain_streaks=3000.0),
 }
 RAIN_STREAK_LENGTH = 0.035  # of the image height
 RAIN_SLANT = 0.2  # pixels sideways per pixel down
@@ -251,7 +274,8 @@ class _SurfaceBook:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
 
-    def add(self, colour: tuple, class_name: str, kind: int = PLAIN, origin: float = 0.0, spacing: float = 0.0, top: float = 0.0) -> int:
+    def add(self, colour: tuple, class_name: str, kind: int = PLAIN,
+            origin: float = 0.0, spacing: float = 0.0, top: float = 0.0) -> int:
         self.rows.append((colour, CLASS_IDS[class_name], 0, kind, origin, spacing, top))
         return len(self.rows) - 1
 
@@ -279,6 +303,11 @@ class Track:
     sway_period: float = 1.0  # frames
     phase: float = 0.0  # radians, of gait and sway
     instance: int = 0  # track id + 1, set once all tracks are known
+
+    @cached_property
+    def reach(self) -> float:
+        """How far the parts reach along Z from the origin, swing included."""
+        return float(max(-self.lo[:, 2].min(), self.hi[:, 2].max()) + np.abs(self.swing).max())
 
 
 @dataclass(eq=False)
@@ -309,7 +338,8 @@ _BUILDING = np.dtype([("side", np.int8), ("face", np.float32), ("z0", np.float32
 
 def _place_along(seed: int, scene: str, key: tuple[int, ...], z_range: tuple[float, float],
                  gap: Callable[[np.random.Generator], float],
-                 make: Callable[[np.random.Generator], tuple[float, object]]) -> Iterator[tuple[float, float, object, tuple]]:
+                 make: Callable[[np.random.Generator], tuple[float, object]],
+                 ) -> Iterator[tuple[float, float, object, tuple]]:
     """Lay things out along Z block by block: yields (start, length, thing, order key).
 
     `make` returns (length, thing); things never straddle a block's end, so each block is
@@ -319,7 +349,7 @@ def _place_along(seed: int, scene: str, key: tuple[int, ...], z_range: tuple[flo
     for block in range(first, last):
         rng = _rng(seed, scene, *key, block)
         z, end = block * BLOCK_LENGTH + gap(rng), (block + 1) * BLOCK_LENGTH
-        for n in range(int(BLOCK_LENGTH)):
+        for n in itertools.count():
             length, thing = make(rng)
             if z + length > end:
                 break
@@ -342,7 +372,8 @@ def _vehicle_parts(rng: np.random.Generator, class_name: str, heading: float) ->
     if class_name == "Car":
         belt = wheel + 0.35 * (roof - wheel)
         parts += [_box((-half, wheel / 2, back), (half, belt, front)) + (paint,),
-                  _box((-half + 0.08, belt, back + 0.25 * length), (half - 0.08, roof, front - 0.3 * length)) + (GLASS_COLOUR,)]
+                  _box((-half + 0.08, belt, back + 0.25 * length), (half - 0.08, roof, front - 0.3 * length))
+                  + (GLASS_COLOUR,)]
     elif class_name == "Van":
         nose = front - 0.9
         parts += [_box((-half, wheel / 2, back), (half, roof, nose)) + (paint,),
@@ -350,28 +381,30 @@ def _vehicle_parts(rng: np.random.Generator, class_name: str, heading: float) ->
     else:
         cab = front - 2.0
         parts += [_box((-half, wheel / 2, cab), (half, 0.8 * roof, front)) + (paint,),
-                  _box((-half, 0.9 * wheel, back), (half, roof, cab - 0.3)) + (_jitter(rng, _pick(rng, FACADE_COLOURS)),)]
+                  _box((-half, 0.9 * wheel, back), (half, roof, cab - 0.3))
+                  + (_jitter(rng, _pick(rng, FACADE_COLOURS)),)]
         axle = front - 1.2 * wheel
     for z in (axle, -axle):
         parts.append(_box((-half + 0.02, 0.0, z - wheel / 2), (half - 0.02, wheel, z + wheel / 2)) + (TYRE_COLOUR,))
     if heading < 0:
-        parts = [(np.array([lo[0], lo[1], -hi[2]], np.float32), np.array([hi[0], hi[1], -lo[2]], np.float32), c) for lo, hi, c in parts]
+        along_z = np.array([False, False, True])  # mirrored along Z, where lo and hi swap
+        parts = [(np.where(along_z, -hi, lo), np.where(along_z, -lo, hi), colour) for lo, hi, colour in parts]
     return length, parts
 
 
-def _pedestrian_parts(rng: np.random.Generator) -> tuple[float, list, np.ndarray]:
-    """(depth, [(lo, hi, colour)], swing per part) of a person: two legs, torso with arms, head."""
+def _pedestrian_parts(rng: np.random.Generator) -> tuple[list, np.ndarray]:
+    """([(lo, hi, colour)], swing per part) of a person: two legs, torso with arms, neck, head."""
     height = rng.uniform(*(CHILD_HEIGHT if rng.random() < CHILD_CHANCE else PERSON_HEIGHT))
-    s = height / np.mean(PERSON_HEIGHT)
-    hip, shoulder, chin = 0.47 * height, 0.82 * height, 0.86 * height
+    s = height / np.mean(PERSON_HEIGHT)  # widths scale with height
+    hip, shoulder, chin = HIP * height, SHOULDER * height, CHIN * height
     trousers, shirt, skin = _pick(rng, CLOTHES), _pick(rng, CLOTHES), _pick(rng, SKIN)
     parts = [_box((-0.17 * s, 0.0, -0.08), (-0.03 * s, hip, 0.08)) + (trousers,),
              _box((0.03 * s, 0.0, -0.08), (0.17 * s, hip, 0.08)) + (trousers,),
              _box((-0.23 * s, hip, -0.12), (0.23 * s, shoulder, 0.12)) + (shirt,),
-             _box((-0.09 * s, chin, -0.11), (0.09 * s, height, 0.11)) + (skin,),
-             _box((-0.06 * s, shoulder, -0.06), (0.06 * s, chin, 0.06)) + (skin,)]
+             _box((-0.06 * s, shoulder, -0.06), (0.06 * s, chin, 0.06)) + (skin,),
+             _box((-0.09 * s, chin, -0.11), (0.09 * s, height, 0.11)) + (skin,)]
     swing = np.array([1.0, -1.0, 0.0, 0.0, 0.0], np.float32) * LEG_SWING * s
-    return 0.3, parts, swing
+    return parts, swing
 
 
 def _lay_out_buildings(seed, scene, style, book, side, facade_at, z_range) -> list[tuple]:
@@ -392,33 +425,56 @@ def _lay_out_buildings(seed, scene, style, book, side, facade_at, z_range) -> li
     return rows
 
 
+def _tree(rng, book, x, z) -> list[tuple]:
+    """Trunk and a box of a crown, as [((lo, hi), surface)]."""
+    base, half, height = (rng.uniform(*r) for r in (TREE_CROWN_BASE, TREE_CROWN_HALF_WIDTH, TREE_CROWN_HEIGHT))
+    trunk = 0.13  # half width
+    return [(_box((x - trunk, 0, z - trunk), (x + trunk, base + 0.5, z + trunk)), book.add(BARK_COLOUR, "Tree")),
+            (_box((x - half, base, z - half), (x + half, base + height, z + half)),
+             book.add(_jitter(rng, FOLIAGE_COLOUR, 20), "Tree", FOLIAGE))]
+
+
+def _lamp_post(rng, book, x, z, side) -> list[tuple]:
+    """Pole, an arm reaching over the road, and the lamp at its end."""
+    top, arm_end = rng.uniform(*LAMP_HEIGHT), x - side * rng.uniform(*LAMP_ARM)
+    metal = book.add(METAL_COLOUR, "Pole")
+    return [(_box((x - 0.08, 0, z - 0.08), (x + 0.08, top, z + 0.08)), metal),
+            (_box((min(x, arm_end), top - 0.12, z - 0.05), (max(x, arm_end), top, z + 0.05)), metal),
+            (_box((arm_end - 0.25, top - 0.25, z - 0.15), (arm_end + 0.25, top - 0.05, z + 0.15)), metal)]
+
+
+def _sign(rng, book, x, z) -> list[tuple]:
+    """A thin post and a square plate facing the camera."""
+    bottom, half = rng.uniform(*SIGN_HEIGHT), rng.uniform(*SIGN_HALF_WIDTH)
+    return [(_box((x - 0.04, 0, z - 0.04), (x + 0.04, bottom, z + 0.04)), book.add(METAL_COLOUR, "Pole")),
+            (_box((x - half, bottom, z - 0.06), (x + half, bottom + 2 * half, z - 0.03)),
+             book.add(_pick(rng, SIGN_COLOURS), "TrafficSign"))]
+
+
+def _traffic_light(rng, book, x, z) -> list[tuple]:
+    """A post and the housing of a traffic light on top."""
+    bottom = rng.uniform(*SIGNAL_HEIGHT)
+    return [(_box((x - 0.07, 0, z - 0.07), (x + 0.07, bottom, z + 0.07)), book.add(METAL_COLOUR, "Pole")),
+            (_box((x - 0.17, bottom, z - 0.3), (x + 0.17, bottom + 0.9, z - 0.07)),
+             book.add(HOUSING_COLOUR, "TrafficLight"))]
+
+
 def _lay_out_props(seed, scene, style, book, side, kerb, z_range) -> list[tuple]:
-    """Kerbside furniture on one side: lamp posts, signs, traffic lights, trees, as world boxes."""
+    """Kerbside furniture on one side as [((lo, hi), surface)] world boxes."""
+    names, weights = zip(*POLE_MIX)
     boxes = []
-    for z, _, rng, _ in _place_along(seed, scene, (_PROPS, side), z_range, lambda r: r.uniform(*PROP_GAP), lambda r: (0.5, r)):
-        x = side * (kerb + POLE_OFFSET)
-        kind = rng.random()
-        if kind < style.tree_chance:
-            x, top, crown = side * (kerb + TREE_OFFSET), rng.uniform(2.2, 3.0), rng.uniform(0.9, 1.7)
-            boxes += [(_box((x - 0.13, 0, z - 0.13), (x + 0.13, top + 0.5, z + 0.13)), book.add(BARK_COLOUR, "Tree")),
-                      (_box((x - crown, top, z - crown), (x + crown, top + rng.uniform(2.0, 4.0), z + crown)),
-                       book.add(_jitter(rng, FOLIAGE_COLOUR, 20), "Tree", FOLIAGE))]
-        elif kind < style.tree_chance + 0.3:  # lamp post with an arm over the road
-            top = rng.uniform(6.0, 8.0)
-            metal = book.add(METAL_COLOUR, "Pole")
-            arm_end = x - side * rng.uniform(1.2, 2.2)
-            boxes += [(_box((x - 0.08, 0, z - 0.08), (x + 0.08, top, z + 0.08)), metal),
-                      (_box((min(x, arm_end), top - 0.12, z - 0.05), (max(x, arm_end), top, z + 0.05)), metal),
-                      (_box((arm_end - 0.25, top - 0.25, z - 0.15), (arm_end + 0.25, top - 0.05, z + 0.15)), metal)]
-        elif kind < style.tree_chance + 0.65:  # sign facing the camera
-            top, half = rng.uniform(2.2, 2.9), rng.uniform(0.3, 0.4)
-            boxes += [(_box((x - 0.04, 0, z - 0.04), (x + 0.04, top, z + 0.04)), book.add(METAL_COLOUR, "Pole")),
-                      (_box((x - half, top, z - 0.06), (x + half, top + 2 * half, z - 0.03)),
-                       book.add(_pick(rng, SIGN_COLOURS), "TrafficSign"))]
-        else:  # traffic light
-            top = rng.uniform(3.0, 3.6)
-            boxes += [(_box((x - 0.07, 0, z - 0.07), (x + 0.07, top, z + 0.07)), book.add(METAL_COLOUR, "Pole")),
-                      (_box((x - 0.17, top, z - 0.3), (x + 0.17, top + 0.9, z - 0.07)), book.add(HOUSING_COLOUR, "TrafficLight"))]
+    spots = _place_along(seed, scene, (_PROPS, side), z_range, lambda r: r.uniform(*PROP_GAP), lambda r: (0.5, r))
+    for z, _, rng, _ in spots:
+        if rng.random() < style.tree_chance:
+            boxes += _tree(rng, book, side * (kerb + TREE_OFFSET), z)
+            continue
+        x, name = side * (kerb + POLE_OFFSET), names[rng.choice(len(names), p=np.array(weights) / sum(weights))]
+        if name == "lamp":
+            boxes += _lamp_post(rng, book, x, z, side)
+        elif name == "sign":
+            boxes += _sign(rng, book, x, z)
+        else:
+            boxes += _traffic_light(rng, book, x, z)
     return boxes
 
 
@@ -443,17 +499,19 @@ def _vehicle_row(seed, scene, book, key, x, heading, speed, gap, z_range) -> lis
         return length, (class_name, parts)
 
     return [_track(order, class_name, x, z + length / 2, speed, parts, book)
-            for z, length, (class_name, parts), order in _place_along(seed, scene, key, z_range, lambda r: r.uniform(*gap), make)]
+            for z, length, (class_name, parts), order in _place_along(seed, scene, key, z_range,
+                                                                      lambda r: r.uniform(*gap), make)]
 
 
-def _walker_row(seed, scene, book, key, x, heading, speed, gap, z_range) -> list[Track]:
-    """Pedestrians on one walkway, all at one speed and heading (0: standing)."""
+def _walker_row(seed, scene, book, key, x, speed, gap, z_range) -> list[Track]:
+    """Pedestrians on one walkway, all at one speed along Z (0: standing)."""
     def make(rng):
-        depth, parts, swing = _pedestrian_parts(rng)
-        return depth, (parts, swing, rng.uniform(0, 2 * np.pi))
+        parts, swing = _pedestrian_parts(rng)
+        return PERSON_DEPTH, (parts, swing * (speed != 0), rng.uniform(0, 2 * np.pi))
 
-    return [_track(order, "Pedestrian", x, z + depth / 2, speed, parts, book, swing=swing if speed else 0 * swing, phase=phase)
-            for z, depth, (parts, swing, phase), order in _place_along(seed, scene, key, z_range, lambda r: r.uniform(*gap), make)]
+    return [_track(order, "Pedestrian", x, z + depth / 2, speed, parts, book, swing=swing, phase=phase)
+            for z, depth, (parts, swing, phase), order in _place_along(seed, scene, key, z_range,
+                                                                       lambda r: r.uniform(*gap), make)]
 
 
 def _moving_range(speed: float, step: float, frames: int, margin: float) -> tuple[float, float]:
@@ -492,34 +550,32 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
     buildings = np.array(buildings, _BUILDING)
 
     backdrop = np.zeros((2, 5), np.float32)
-    for side_index, side in enumerate((-1, 1)):
-        mine = buildings[buildings["side"] == side]
-        deepest = float(np.max(mine["face"] + mine["depth"])) if len(mine) else walk_edges[side_index]
-        low, high = BACKDROP_HEIGHT
+    low, high = BACKDROP_HEIGHT
+    for side_index in range(2):
+        deepest = walk_edges[side_index] + style.setback[1] + BUILDING_DEPTH[1]  # behind any building
         backdrop[side_index] = (deepest + BACKDROP_BEYOND, (low + high) / 2, (high - low) / 2,
                                 rng.uniform(*BACKDROP_WAVE), rng.uniform(0, 2 * np.pi))
 
     tracks = []
-    margin = max(size[0][1] for size in VEHICLE_SIZE.values())
+    longest = max(length[1] for length, _, _ in VEHICLE_SIZE.values())
     for side_index, side in enumerate((-1, 1)):
         heading = float(side)  # right-hand traffic: +Z on the right, -Z on the left
         if parking[side_index]:
             x = side * (lanes * LANE_WIDTH + PARKING_WIDTH / 2)
-            tracks += _vehicle_row(seed, scene, book, (_PARKED, side), x, heading, 0.0, style.parked_gap,
-                                   (object_range[0], object_range[1]))
+            tracks += _vehicle_row(seed, scene, book, (_PARKED, side), x, heading, 0.0, style.parked_gap, object_range)
         for lane in range(lanes):
             if side > 0 and lane == lanes - 1:
                 continue  # the camera's lane: only lead vehicles
             lane_rng = _rng(seed, scene, _TRAFFIC, side, lane)
             speed = heading * lane_rng.uniform(*TRAFFIC_SPEED)
             tracks += _vehicle_row(seed, scene, book, (_TRAFFIC, side, lane), side * (lane + 0.5) * LANE_WIDTH, heading,
-                                   speed, style.traffic_gap, _moving_range(speed, step, frames, margin))
+                                   speed, style.traffic_gap, _moving_range(speed, step, frames, longest))
         for walkway, (across, walk_heading) in enumerate(WALKWAYS):
             walk_rng = _rng(seed, scene, _WALKERS, side, walkway)
             speed = walk_heading * walk_rng.uniform(*WALK_SPEED)
             x = side * (kerbs[side_index] + across * (walk_edges[side_index] - kerbs[side_index]))
-            tracks += _walker_row(seed, scene, book, (_WALKERS, side, walkway), x, walk_heading, speed,
-                                  style.walker_gap, _moving_range(speed, step, frames, margin))
+            tracks += _walker_row(seed, scene, book, (_WALKERS, side, walkway), x, speed, style.walker_gap,
+                                  _moving_range(speed, step, frames, longest))
     lead_rng = _rng(seed, scene, _LEAD)
     if lead_rng.random() < LEAD_CHANCE:
         class_name = _choose_vehicle(lead_rng)
@@ -542,19 +598,16 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
 
 
 def track_positions(tracks: list[Track], frames: np.ndarray) -> np.ndarray:
-    """(T, F) Z of each track's origin at each frame."""
+    """(T, F) Z of each track's origin at each of the frame indices `frames` (F,)."""
     z0, speed, sway, period, phase = (np.array([getattr(t, a) for t in tracks], np.float64)[:, None]
                                       for a in ("z_start", "speed", "sway", "sway_period", "phase"))
+    frames = np.asarray(frames, np.float64)[None, :]
     return z0 + speed * frames + sway * np.sin(2 * np.pi * frames / period + phase)
 
 
-def _track_reach(tracks: list[Track]) -> np.ndarray:
-    """(T,) how far each track's parts reach along Z from its origin, swing included."""
-    return np.array([max(-t.lo[:, 2].min(), t.hi[:, 2].max()) + np.abs(t.swing).max() for t in tracks])
-
-
-def _in_view(z: np.ndarray, reach: np.ndarray, camera_z: np.ndarray) -> np.ndarray:
-    """Whether a track at Z `z` is within the drawn range ahead of a camera at `camera_z`."""
+def _in_view(tracks: list[Track], z: np.ndarray, camera_z: np.ndarray) -> np.ndarray:
+    """(T, F) whether tracks at Z `z` (T, F) are within the drawn range ahead of the camera at `camera_z` (F,)."""
+    reach = np.array([t.reach for t in tracks])[:, None]
     return (z + reach > camera_z + NEAR_CLIP) & (z - reach < camera_z + OBJECT_RANGE)
 
 
@@ -567,9 +620,10 @@ def _assign_instances(tracks: list[Track], surfaces: Surfaces, step: float, fram
     """
     if not tracks:
         return tracks
-    index = np.arange(frames, dtype=np.float64)
-    seen = _in_view(track_positions(tracks, index[None, :]), _track_reach(tracks)[:, None], step * index[None, :])
-    visible = [(int(np.argmax(row)), int(frames - 1 - np.argmax(row[::-1])), t) for row, t in zip(seen, tracks) if row.any()]
+    index = np.arange(frames)
+    seen = _in_view(tracks, track_positions(tracks, index), step * index)
+    visible = [(int(np.argmax(row)), int(frames - 1 - np.argmax(row[::-1])), track)  # (first, last frame, track)
+               for row, track in zip(seen, tracks) if row.any()]
     visible.sort(key=lambda v: (v[0], v[2].order))
     free, busy = list(range(1, 256)), []
     for first, last, track in visible:
@@ -630,7 +684,8 @@ def _cast_walls(street: Street, camera: Camera, camera_z: float) -> tuple[np.nda
         mine = b[b["side"] == side]
         t = (side * mine["face"][:, None] - cam_x) / dx
         z = camera_z + t
-        depths.append(np.where(columns & (t > NEAR_CLIP) & (z >= mine["z0"][:, None]) & (z < mine["z1"][:, None]), t, np.inf))
+        on_facade = (z >= mine["z0"][:, None]) & (z < mine["z1"][:, None])
+        depths.append(np.where(columns & (t > NEAR_CLIP) & on_facade, t, np.inf))
         t_end = (mine["z0"] - camera_z)[:, None]
         reach = side * (cam_x + t_end * dx)
         inside = (reach >= mine["face"][:, None]) & (reach <= (mine["face"] + mine["depth"])[:, None])
@@ -681,10 +736,9 @@ def _cast_ground(street: Street, camera: Camera, camera_z: float, depth: np.ndar
     for x_line, dashed in zip(street.lines, street.dashed):
         line = np.abs(x_road - x_line) < LINE_HALF_WIDTH
         marked |= (line & dashes) if dashed else line
-    up = POS_Y
     lawn = (x_walk < -street.walk_edges[0]) | (x_walk > street.walk_edges[1])
-    walk_face = np.where(lawn, LAWN * N_NORMALS + up, PAVEMENT * N_NORMALS + up)
-    road_face = np.where(marked, MARKING * N_NORMALS + up, ROAD_SURFACE * N_NORMALS + up)
+    walk_face = np.where(lawn, LAWN * N_NORMALS + POS_Y, PAVEMENT * N_NORMALS + POS_Y)
+    road_face = np.where(marked, MARKING * N_NORMALS + POS_Y, ROAD_SURFACE * N_NORMALS + POS_Y)
     kerb_face = np.where(dx < 0, KERB * N_NORMALS + POS_X, KERB * N_NORMALS + NEG_X)
     ground_face = np.where(on_road, road_face, np.where(on_walk, walk_face, kerb_face))
 
@@ -698,12 +752,13 @@ def _boxes_in_view(street: Street, index: int, camera_z: float) -> tuple[np.ndar
     keep = (street.props_hi[:, 2] > camera_z + NEAR_CLIP) & (street.props_lo[:, 2] < camera_z + OBJECT_RANGE)
     los, his, surfaces = [street.props_lo[keep]], [street.props_hi[keep]], [street.props_surface[keep]]
     if street.tracks:
-        z = track_positions(street.tracks, np.array([[index]], np.float64))[:, 0]
-        for track, track_z in zip(street.tracks, z):
-            if not _in_view(track_z, _track_reach([track])[0], camera_z):
+        z = track_positions(street.tracks, [index])
+        for track, track_z, shown in zip(street.tracks, z[:, 0], _in_view(street.tracks, z, camera_z)[:, 0]):
+            if not shown:
                 continue
             gait = np.sin(2 * np.pi * abs(track.speed) * index / STRIDE + track.phase)
-            offset = np.stack([np.full_like(track.swing, track.x), np.zeros_like(track.swing), track_z + track.swing * gait], 1)
+            offset = np.zeros((len(track.swing), 3), np.float32)
+            offset[:, 0], offset[:, 2] = track.x, track_z + track.swing * gait
             los.append(track.lo + offset)
             his.append(track.hi + offset)
             surfaces.append(track.surfaces)
@@ -718,8 +773,8 @@ def _cast_boxes(street: Street, camera: Camera, camera_z: float, lo: np.ndarray,
     near_z = np.maximum(rel_lo[:, 2], NEAR_CLIP)
     in_front = rel_hi[:, 2] > NEAR_CLIP
     # screen rectangle of the box clipped to the near plane: extremes of x/z and -y/z
-    xs = np.stack([rel_lo[:, 0] / near_z, rel_lo[:, 0] / rel_hi[:, 2], rel_hi[:, 0] / near_z, rel_hi[:, 0] / rel_hi[:, 2]])
-    ys = np.stack([-rel_hi[:, 1] / near_z, -rel_hi[:, 1] / rel_hi[:, 2], -rel_lo[:, 1] / near_z, -rel_lo[:, 1] / rel_hi[:, 2]])
+    xs = np.stack([x / z for x in (rel_lo[:, 0], rel_hi[:, 0]) for z in (near_z, rel_hi[:, 2])])
+    ys = np.stack([-y / z for y in (rel_lo[:, 1], rel_hi[:, 1]) for z in (near_z, rel_hi[:, 2])])
     c0 = np.clip(np.floor(camera.cx + camera.fx * xs.min(0)), 0, camera.width).astype(int)
     c1 = np.clip(np.ceil(camera.cx + camera.fx * xs.max(0)) + 1, 0, camera.width).astype(int)
     r0 = np.clip(np.floor(camera.cy + camera.fy * ys.min(0)), 0, camera.height).astype(int)
@@ -770,7 +825,8 @@ def shade_frame(street: Street, camera: Camera, geometry: Geometry, condition: s
     brightness = geometry.detail * (1 - haze)
     glass = _graded(np.asarray(GLASS_COLOUR, np.float32), look)[:, None] * _light(look)[None, :]  # (3, 6)
     pane_colours = glass[:, geometry.pane_normal] * geometry.pane_brightness
-    streaks = _rain_streaks(camera, _rng(street.seed, street.scene, _RAIN, zlib.crc32(condition.encode()), geometry.index), look)
+    rain_rng = _rng(street.seed, street.scene, _RAIN, zlib.crc32(condition.encode()), geometry.index)
+    streaks = _rain_streaks(camera, rain_rng, look)
     palette, sky_rows = _palette(street.surfaces, look), _sky_rows(camera, look)
     rgb = np.empty((camera.height, camera.width, 3), np.uint8)
     for c in range(3):
@@ -832,7 +888,8 @@ def _detail(street: Street, camera: Camera, camera_z: float, depth: np.ndarray, 
     along = np.where(axis == 0, z, x).ravel()  # texture coordinates in the face's plane
     across = np.where(axis == 1, z, y).ravel()
     mask = GRAIN_SIZE - 1
-    cell = ((along * GRAIN_PER_METRE).astype(np.int32) & mask) * GRAIN_SIZE + ((across * GRAIN_PER_METRE).astype(np.int32) & mask)
+    cell = (((along * GRAIN_PER_METRE).astype(np.int32) & mask) * GRAIN_SIZE
+            + ((across * GRAIN_PER_METRE).astype(np.int32) & mask))
     kind = np.take(street.surfaces.kind, surface).ravel()
     brightness = 1 + np.take(GRAIN_AMPLITUDE, kind) * np.take(street.grain, cell)
 
@@ -849,7 +906,11 @@ def _detail(street: Street, camera: Camera, camera_z: float, depth: np.ndarray, 
     glass = ((u - column > WINDOW_ACROSS[0]) & (u - column < WINDOW_ACROSS[1]) & (up - storey > WINDOW_UP[0])
              & (up - storey < WINDOW_UP[1]) & (storey + 1 < street.surfaces.top[s] / STOREY_HEIGHT))
     panes = walls[glass]
-    window = (s[glass] * 7919 + column[glass].astype(np.int64) * 104729 + storey[glass].astype(np.int64) * 1299709) % 1000
+    # the building is known by its window grid's origin: its surface id shifts with the sequence length
+    building = np.rint(street.surfaces.origin[s[glass]] * 1000).astype(np.int64)
+    building_prime, column_prime, storey_prime = WINDOW_HASH
+    window = (building * building_prime + column[glass].astype(np.int64) * column_prime
+              + storey[glass].astype(np.int64) * storey_prime) % 1000
     low, high = WINDOW_BRIGHTNESS
     pane_brightness = (low + (high - low) * window / 1000).astype(np.float32)
     return brightness.reshape(depth.shape).astype(np.float32), panes, normal.ravel()[panes], pane_brightness
@@ -877,10 +938,10 @@ def modality_path(root: Path, modality: str, scene: str, condition: str, index: 
 def write_textgt(root: Path, scene: str, condition: str, frames: int, camera: Camera) -> None:
     """intrinsic.txt (both cameras, every frame) and colors.txt (with Pedestrian) of one sequence."""
     folder = Path(root) / f"{vk.VERSION_PREFIX}{vk.TEXTGT}"
-    intrinsic, colours = folder / vk.textgt_path(scene, condition, "intrinsic.txt"), folder / vk.textgt_path(scene, condition, "colors.txt")
+    intrinsic = folder / vk.textgt_path(scene, condition, "intrinsic.txt")
     intrinsic.parent.mkdir(parents=True, exist_ok=True)
     vk.write_intrinsics(intrinsic, range(frames), CAMERA_IDS, camera.intrinsics)
-    vk.write_colors(colours, CLASS_COLOURS)
+    vk.write_colors(folder / vk.textgt_path(scene, condition, "colors.txt"), CLASS_COLOURS)
 
 
 def write_frame(root: Path, scene: str, condition: str, index: int, frame: SynthFrame) -> None:

@@ -127,11 +127,13 @@ def merged_foreground_iou(weights: Path, frames: Sequence[FrameRef], config: Fit
 
 
 def fit(train_frames: Sequence[FrameRef], val_frames: Sequence[FrameRef], out: Path, work_dir: Path,
-        config: FitConfig, progress: Callable[[Sequence], Sequence] = lambda x: x) -> dict:
+        config: FitConfig, progress: Callable[[Sequence], Sequence] = lambda x: x,
+        context: dict | None = None) -> dict:
     """Fit, freeze and export; write `out.pt`, `out.onnx`, `out.json`; return the report.
 
     `work_dir` holds the YOLO dataset and ultralytics' run; outputs are written beside
-    `out` under temporary names and renamed into place last.
+    `out` under temporary names and renamed into place last. `context` (the command,
+    its params, the data roots) is recorded in the report as given.
     """
     ultralytics = import_ultralytics()
     from ultralytics import YOLO
@@ -155,7 +157,7 @@ def fit(train_frames: Sequence[FrameRef], val_frames: Sequence[FrameRef], out: P
         data=str(data_yaml), epochs=config.epochs, time=config.budget_minutes / 60.0, imgsz=config.imgsz,
         batch=config.batch, workers=config.workers, device=device, seed=config.seed, deterministic=True,
         project=str(run_dir.parent.resolve()), name=run_dir.name, exist_ok=True, plots=False, verbose=False,
-        amp=device.startswith("cuda"),
+        amp=device.startswith("cuda"), cache="ram",
     )
     best = run_dir / "weights" / "best.pt"
     if not best.exists():
@@ -171,6 +173,7 @@ def fit(train_frames: Sequence[FrameRef], val_frames: Sequence[FrameRef], out: P
 
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {
+        **(context or {}),
         "weights": out.with_suffix(".pt").name,
         "onnx": out.with_suffix(".onnx").name,
         "classes": {i: name for i, name in enumerate(YOLO_CLASSES)},

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 import click
 
-from mtdepth.params import load_params, override
+from mtdepth.params import load_params, override, to_dict
 from mtdepth.stages.progress import progress_bar
 
 
@@ -38,8 +40,11 @@ def fit_segmenter(params_file, data, val_data, out, model, imgsz, epochs, budget
                        height=dp.height, width=dp.width, max_depth=dp.max_depth, conf=params.segmenter.conf)
     click.echo(f"fit-segmenter: {len(train_frames)} training and {len(val_frames)} validation frames, "
                f"budget {fp.budget_minutes:g} min, imgsz {fp.imgsz}")
+    context = {"command": "mtdepth " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+               "params": {"fit_segmenter": to_dict(fp), "data": to_dict(dp), "segmenter_conf": params.segmenter.conf},
+               "train_data": fp.data, "val_data": fp.val_data}
     report = fit(train_frames, val_frames, Path(fp.out), Path(work_dir), config,
-                 progress=lambda frames: progress_bar(frames, desc="labels", unit="frame"))
+                 progress=lambda frames: progress_bar(frames, desc="labels", unit="frame"), context=context)
     click.echo(f"fit-segmenter: {report['epochs_run']} epochs in {report['fit_seconds']:.0f} s, "
                f"mask mAP50 {report['mask_map50']:.3f}, merged-foreground IoU {report['merged_foreground_iou']:.3f} "
                f"-> {fp.out}.pt, .onnx, .json")

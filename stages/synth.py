@@ -35,7 +35,8 @@ def synth(params_file, out, seed, scenes, conditions, frames, overwrite):
     from mtdepth.pipeline.synth import write_dataset
 
     params = load_params(params_file)
-    params = override(params, "synth", out=out, seed=seed, scenes=_csv(scenes), conditions=_csv(conditions), frames=frames)
+    params = override(params, "synth", out=out, seed=seed, scenes=_csv(scenes), conditions=_csv(conditions),
+                      frames=frames)
     p = params.synth
     target = Path(p.out)
     if not overwrite and not _is_empty_or_absent(target):

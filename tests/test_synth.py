@@ -18,6 +18,8 @@ from mtdepth.pipeline.vkitti2 import index_frames
 WIDTH, HEIGHT = 310, 94  # a quarter of 1242x375
 FRAMES = 6
 DEPTH_JUMP = 0.5  # metres: what counts as a depth discontinuity
+KEEP_PROB = 0.05  # sparse samples, as the paper keeps
+MAX_DEPTH = 80.0  # metres, as the loaders cap
 VEHICLES_AND_PEOPLE = ("Car", "Van", "Truck", "Pedestrian")
 
 
@@ -44,7 +46,8 @@ def _frames(sequences, camera, condition="clone"):
 
 
 def _params_file(tmp_path: Path, **synth_params) -> Path:
-    rows = "\n".join(f"  {key}: {value}" for key, value in {"image_width": WIDTH, "image_height": HEIGHT, **synth_params}.items())
+    synth_params = {"image_width": WIDTH, "image_height": HEIGHT, **synth_params}
+    rows = "\n".join(f"  {key}: {value}" for key, value in synth_params.items())
     path = tmp_path / "params.yaml"
     path.write_text(f"synth:\n{rows}\n")
     return path
@@ -78,17 +81,19 @@ def test_scenes_differ(sequences):
     assert np.mean(depth["Scene01"] != depth["Scene02"]) > 0.2
 
 
-def test_a_frame_does_not_depend_on_the_sequence_length(camera):
-    short = synth.render_frame(synth.build_street(0, "Scene06", 3), camera, "clone", 2)
-    long = synth.render_frame(synth.build_street(0, "Scene06", 40), camera, "clone", 2)
-    np.testing.assert_array_equal(short.depth, long.depth)
-    np.testing.assert_array_equal(short.instances, long.instances)
+@pytest.mark.parametrize("scene", SCENES)
+def test_a_frame_does_not_depend_on_the_sequence_length(camera, scene):
+    short = synth.render_frame(synth.build_street(0, scene, 3), camera, "rain", 2)
+    long = synth.render_frame(synth.build_street(0, scene, 500), camera, "rain", 2)
+    for name in ("rgb", "depth", "class_rgb", "instances"):
+        np.testing.assert_array_equal(getattr(short, name), getattr(long, name), err_msg=name)
 
 
 def test_same_seed_writes_identical_files(tmp_path):
     trees = []
     for name in ("a", "b"):
-        result = _run(tmp_path, "--out", str(tmp_path / name), "--scenes", "Scene18", "--conditions", "clone,fog", "--frames", "2")
+        result = _run(tmp_path, "--out", str(tmp_path / name), "--scenes", "Scene18", "--conditions", "clone,fog",
+                      "--frames", "2")
         assert result.exit_code == 0, result.output
         trees.append(_tree(tmp_path / name))
     assert trees[0].keys() == trees[1].keys() and len(trees[0]) == 2 * 2 * 4 + 2 * 2
@@ -96,6 +101,15 @@ def test_same_seed_writes_identical_files(tmp_path):
 
 
 # ----------------------------------------------------------------------------- instances and classes
+
+
+def test_boxes_are_well_formed_and_vehicles_face_their_traffic(sequences):
+    for street, _ in sequences.values():
+        assert (street.props_lo < street.props_hi).all()
+        for track in street.tracks:
+            assert (track.lo < track.hi).all() and track.lo[:, 1].min() == 0.0
+            if track.class_name != "Pedestrian" and track.speed:
+                assert np.sign(track.speed) == np.sign(track.x)  # right-hand traffic: +Z on the right
 
 
 def test_instance_pixels_lie_on_their_own_track(sequences, camera):
@@ -109,7 +123,7 @@ def test_instance_pixels_lie_on_their_own_track(sequences, camera):
         for geometry in geometries:
             frame = synth.shade_frame(street, camera, geometry, "clone")
             camera_z = street.step * geometry.index
-            origins = dict(zip(map(id, street.tracks), synth.track_positions(street.tracks, np.array([[geometry.index]]))[:, 0]))
+            origins = dict(zip(map(id, street.tracks), synth.track_positions(street.tracks, [geometry.index])[:, 0]))
             for instance in np.unique(frame.instances[frame.instances > 0]):
                 v, u = np.nonzero(frame.instances == instance)
                 depth = frame.depth[v, u]
@@ -120,9 +134,9 @@ def test_instance_pixels_lie_on_their_own_track(sequences, camera):
                 for track in by_id[instance]:
                     z0 = origins[id(track)]
                     swing = np.abs(track.swing).max()
-                    inside = ((x >= track.x + track.lo[:, 0].min() - tolerance) & (x <= track.x + track.hi[:, 0].max() + tolerance)
-                              & (y >= -tolerance) & (y <= track.hi[:, 1].max() + tolerance)
-                              & (z >= z0 + track.lo[:, 2].min() - swing - tolerance) & (z <= z0 + track.hi[:, 2].max() + swing + tolerance))
+                    lo = np.array([track.x, 0.0, z0]) + track.lo.min(0) - [tolerance, tolerance, swing + tolerance]
+                    hi = np.array([track.x, 0.0, z0]) + track.hi.max(0) + [tolerance, tolerance, swing + tolerance]
+                    inside = ((x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]) & (z >= lo[2]) & (z <= hi[2]))
                     owners.append(inside.all())
                 assert sum(owners) == 1, (street.scene, geometry.index, instance)
                 checked += 1
@@ -132,7 +146,8 @@ def test_instance_pixels_lie_on_their_own_track(sequences, camera):
 def test_instance_ids_identical_across_conditions(sequences, camera):
     street, geometries = sequences["Scene01"]
     for index in (0, FRAMES - 1):
-        frames = [synth.render_frame(synth.build_street(0, "Scene01", FRAMES), camera, condition, index) for condition in synth.LOOKS]
+        frames = [synth.render_frame(synth.build_street(0, "Scene01", FRAMES), camera, condition, index)
+                  for condition in synth.LOOKS]
         for frame in frames[1:]:
             np.testing.assert_array_equal(frame.instances, frames[0].instances)
             np.testing.assert_array_equal(frame.class_rgb, frames[0].class_rgb)
@@ -160,7 +175,8 @@ def test_every_class_colour_is_listed(sequences, camera):
     for _, _, frame in _frames(sequences, camera):
         found |= {tuple(c) for c in np.unique(frame.class_rgb.reshape(-1, 3), axis=0)}
     assert found <= listed
-    assert {synth.CLASS_COLOURS[n] for n in ("Sky", "Road", "Building", "Pole", "TrafficSign", "Car", "Pedestrian")} <= found
+    expected = ("Sky", "Road", "Building", "Pole", "TrafficSign", "Car", "Pedestrian")
+    assert {synth.CLASS_COLOURS[name] for name in expected} <= found
 
 
 # ----------------------------------------------------------------------------- depth
@@ -178,7 +194,8 @@ def test_object_edges_are_depth_discontinuities_that_sparse_samples_miss(sequenc
             pairs, jumps = pairs + boundary.sum(), jumps + jump.sum()
             edges[a] |= jump
             edges[b] |= jump
-        sparse = sparsify(vk.depth_metres(vk.encode_depth(frame.depth), 80.0), 0.05, 0, f"{street.scene}/{geometry.index}")
+        metres = vk.depth_metres(vk.encode_depth(frame.depth), MAX_DEPTH)
+        sparse = sparsify(metres, KEEP_PROB, 0, f"{street.scene}/{geometry.index}")
         edge_pixels, sampled = edge_pixels + edges.sum(), sampled + (edges & (sparse > 0)).sum()
     assert pairs > 1000
     assert jumps / pairs > 0.75  # silhouettes stand in front of the background
@@ -254,8 +271,9 @@ def test_files_round_trip_through_the_readers(tmp_path, sequences, camera):
     np.testing.assert_array_equal(units, vk.encode_depth(frame.depth))
     finite = np.isfinite(frame.depth)
     assert (units[~finite] == vk.DEPTH_SKY).all() and (units[finite] < vk.DEPTH_SKY).all()
-    near = finite & (frame.depth < 80)
-    assert np.abs(vk.depth_metres(units, 80.0)[near] - frame.depth[near]).max() < 0.0051  # half a centimetre, plus float32 rounding
+    near = finite & (frame.depth < MAX_DEPTH)
+    error = np.abs(vk.depth_metres(units, MAX_DEPTH)[near] - frame.depth[near])
+    assert error.max() < 0.0051  # half a centimetre, plus float32 rounding
     np.testing.assert_array_equal(vk.read_instances(path("instanceSegmentation")), frame.instances)
     np.testing.assert_array_equal(vk.read_class_rgb(path("classSegmentation")), frame.class_rgb)
     assert vk.read_rgb(path("rgb")).shape == (HEIGHT, WIDTH, 3)
@@ -266,7 +284,8 @@ def test_files_round_trip_through_the_readers(tmp_path, sequences, camera):
 
 def test_cli_writes_the_virtual_kitti_2_layout(tmp_path):
     out = tmp_path / "data"
-    result = _run(tmp_path, "--out", str(out), "--scenes", "Scene01,Scene20", "--conditions", "clone,rain", "--frames", "3")
+    result = _run(tmp_path, "--out", str(out), "--scenes", "Scene01,Scene20", "--conditions", "clone,rain",
+                  "--frames", "3")
     assert result.exit_code == 0, result.output
     assert "wrote 12 frames" in result.output
     for scene in ("Scene01", "Scene20"):
@@ -302,14 +321,16 @@ def test_cli_overwrite_replaces_the_folder(tmp_path):
     out = tmp_path / "data"
     out.mkdir()
     (out / "keep.txt").write_text("old")
-    result = _run(tmp_path, "--out", str(out), "--frames", "1", "--scenes", "Scene01", "--conditions", "clone", "--overwrite")
+    result = _run(tmp_path, "--out", str(out), "--frames", "1", "--scenes", "Scene01", "--conditions", "clone",
+                  "--overwrite")
     assert result.exit_code == 0, result.output
     assert not (out / "keep.txt").exists()
     assert synth.modality_path(out, "depth", "Scene01", "clone", 0).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "params.yaml"]
 
 
-@pytest.mark.parametrize("option, value, key", [("--frames", "0", "synth.frames"), ("--scenes", "Scene03", "synth.scenes"),
+@pytest.mark.parametrize("option, value, key", [("--frames", "0", "synth.frames"),
+                                                ("--scenes", "Scene03", "synth.scenes"),
                                                 ("--conditions", "dusk", "synth.conditions")])
 def test_cli_rejects_a_bad_param(tmp_path, option, value, key):
     out = tmp_path / "data"
