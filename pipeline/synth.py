@@ -672,7 +672,8 @@ def _cast_walls(street: Street, camera: Camera, camera_z: float) -> tuple[np.nda
     Per column, each candidate wall covers the rows below its top edge; a row sees the nearest
     candidate that covers it. Sorting the candidates by depth and taking the running minimum
     of their first covered rows, the visible candidate of row v is the one whose rank equals
-    the number of candidates whose running first row lies below v.
+    the number of candidates whose running first row lies below v: all candidates but those
+    whose running first row is v or above, a cumulative count down the rows.
     """
     dx, width, height = camera.dx, camera.width, camera.height
     cam_x = street.camera_x
@@ -711,10 +712,11 @@ def _cast_walls(street: Street, camera: Camera, camera_z: float) -> tuple[np.nda
     t, face = np.take_along_axis(t, order, 0), np.take_along_axis(face, order, 0)
     covered_from = np.minimum.accumulate(np.take_along_axis(first_row, order, 0), axis=0)
     counts = np.bincount((covered_from * width + np.arange(width)).ravel(), minlength=(height + 1) * width)
-    rank = np.cumsum(counts.reshape(height + 1, width)[::-1], axis=0)[::-1][1:]  # (H, W)
+    rank = len(t) - np.cumsum(counts.reshape(height + 1, width)[:height], axis=0)  # (H, W)
     t = np.concatenate([t, np.full((1, width), np.inf, np.float32)])
     face = np.concatenate([face, np.full((1, width), SKY * N_NORMALS)]).astype(np.int32)
-    return np.take_along_axis(t, rank, 0), np.take_along_axis(face, rank, 0)
+    visible = rank * width + np.arange(width)  # flat index of the visible candidate
+    return np.take(t, visible), np.take(face, visible)
 
 
 def _cast_ground(street: Street, camera: Camera, camera_z: float, depth: np.ndarray, face: np.ndarray) -> None:
