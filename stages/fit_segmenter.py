@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import click
 
 from mtdepth.params import load_params, override, to_dict
 from mtdepth.stages.progress import progress_bar
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as invoked: its path and the options given (defaults left out)."""
+    given = [(name, value) for name, value in ctx.params.items()
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    options = " ".join(f"--{name.replace('_', '-')} {shlex.quote(str(value))}" for name, value in given)
+    return f"{ctx.command_path} {options}".strip()
 
 
 @click.command("fit-segmenter")
@@ -40,7 +47,7 @@ def fit_segmenter(params_file, data, val_data, out, model, imgsz, epochs, budget
                        height=dp.height, width=dp.width, max_depth=dp.max_depth, conf=params.segmenter.conf)
     click.echo(f"fit-segmenter: {len(train_frames)} training and {len(val_frames)} validation frames, "
                f"budget {fp.budget_minutes:g} min, imgsz {fp.imgsz}")
-    context = {"command": "mtdepth " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    context = {"command": _command_line(click.get_current_context()),
                "params": {"fit_segmenter": to_dict(fp), "data": to_dict(dp), "segmenter_conf": params.segmenter.conf},
                "train_data": fp.data, "val_data": fp.val_data}
     report = fit(train_frames, val_frames, Path(fp.out), Path(work_dir), config,
