@@ -13,9 +13,9 @@ from mtdepth.stages.progress import progress_bar
 
 def _command_line(ctx: click.Context) -> str:
     """The command as invoked: its path and the options given (defaults left out)."""
-    given = [(name, value) for name, value in ctx.params.items()
-             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
-    options = " ".join(f"--{name.replace('_', '-')} {shlex.quote(str(value))}" for name, value in given)
+    given = [(p.opts[0], ctx.params[p.name]) for p in ctx.command.params
+             if ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT]
+    options = " ".join(f"{option} {shlex.quote(str(value))}" for option, value in given)
     return f"{ctx.command_path} {options}".strip()
 
 
