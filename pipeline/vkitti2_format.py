@@ -172,17 +172,21 @@ def class_mask(class_rgb: np.ndarray, colours: dict[str, tuple[int, int, int]], 
     return np.isin(packed, wanted)
 
 
-def read_colors(path: Path) -> dict[str, tuple[int, int, int]]:
-    """Parse colors.txt (header `Category r g b`)."""
+def _table_rows(path: Path):
+    """(line number, line, fields) of each non-empty row of a textgt table, header skipped."""
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
         raise MtDepthError(f"{path}: cannot read ({exc.strerror})") from None
-    colours = {}
     for number, line in enumerate(lines[1:], start=2):
-        parts = line.split()
-        if not parts:
-            continue
+        if line.split():
+            yield number, line, line.split()
+
+
+def read_colors(path: Path) -> dict[str, tuple[int, int, int]]:
+    """Parse colors.txt (header `Category r g b`)."""
+    colours = {}
+    for number, line, parts in _table_rows(path):
         if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
             raise MtDepthError(f"{path}: line {number} is not 'Category r g b': {line!r}")
         colours[parts[0]] = (int(parts[1]), int(parts[2]), int(parts[3]))
@@ -197,15 +201,8 @@ def write_colors(path: Path, colours: dict[str, tuple[int, int, int]]) -> None:
 
 def read_intrinsics(path: Path) -> dict[tuple[int, int], tuple[float, float, float, float]]:
     """Parse intrinsic.txt into {(frame, camera id): (fx, fy, cx, cy)}."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise MtDepthError(f"{path}: cannot read ({exc.strerror})") from None
     table = {}
-    for number, line in enumerate(lines[1:], start=2):
-        parts = line.split()
-        if not parts:
-            continue
+    for number, line, parts in _table_rows(path):
         try:
             frame, camera = int(parts[0]), int(parts[1])
             fx, fy, cx, cy = (float(p) for p in parts[2:6])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -9,9 +10,13 @@ from pathlib import Path
 
 import click
 
+from mtdepth import __version__
 from mtdepth.errors import MtDepthError
-from mtdepth.params import load_params, override
+from mtdepth.params import load_params, override, to_dict
 from mtdepth.stages.progress import progress_bar
+
+
+MANIFEST = "mtdepth-synth.json"  # the params a synthetic tree was written with (readers ignore it)
 
 
 def _csv(value: str | None) -> tuple[str, ...] | None:
@@ -54,6 +59,8 @@ def synth(params_file, out, seed, scenes, conditions, frames, overwrite):
         with progress_bar(frames_written, total=total, desc="synth", unit="frame") as bar:
             for _ in bar:
                 pass
+        manifest = {"mtdepth": __version__, "synth": {k: v for k, v in to_dict(p).items() if k != "out"}}
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if target.exists():
             retired = target.with_name(f"{target.name}.old-{os.getpid()}")
             target.rename(retired)

@@ -34,6 +34,7 @@ def test_fitted_weights_serve_stage_one_as_pt_and_onnx(tmp_path):
     assert report["train_frames"] == 3 and report["val_frames"] == 3 and report["epochs_run"] == 1
     assert report["train_instances"] > 0 and report["classes"] == {"0": "vehicle", "1": "pedestrian"}
     assert 0.0 <= report["merged_foreground_iou"] <= 1.0 and "mask_map50" in report
+    assert report["train_data_synth"]["seed"] == 1 and report["val_data_synth"]["seed"] == 2
     assert report["command"].startswith("mtdepth fit-segmenter --params ") and "--epochs 1" in report["command"]
 
     label_files = sorted((tmp_path / "run" / "yolo-data" / "labels" / "train").glob("*.txt"))

@@ -200,3 +200,16 @@ def test_fsspec_url_store(workspace):
     result = run(workspace, "--store", url, "--mask-sources", "gt")
     assert result.exit_code == 0, result.output
     assert open_store(url).verify() == []
+
+
+def test_decoding_on_a_dask_distributed_cluster_gives_the_same_store(workspace, tmp_path):
+    from distributed import LocalCluster
+
+    local, distributed = tmp_path / "local.zarr", tmp_path / "distributed.zarr"
+    assert run(workspace, "--store", str(local), "--mask-sources", "gt").exit_code == 0
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        result = run(workspace, "--store", str(distributed), "--mask-sources", "gt", "--scheduler", cluster.scheduler_address)
+    assert result.exit_code == 0, result.output
+    a, b = open_store(str(local)), open_store(str(distributed))
+    for name in a.arrays():
+        assert np.array_equal(a.array(name)[:], b.array(name)[:]), name

@@ -1,0 +1,16 @@
+"""Run every benchmark in turn (`make bench`); each prints its own markdown tables."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHES = ("bench_synth.py", "bench_reader.py", "bench_store.py", "bench_stage_one.py")
+
+if __name__ == "__main__":
+    here = Path(__file__).resolve().parent
+    failed = []
+    for name in BENCHES:
+        print(f"\n## {name}\n", flush=True)
+        if subprocess.run([sys.executable, str(here / name)], cwd=here.parent).returncode != 0:
+            failed.append(name)
+    sys.exit(f"failed: {', '.join(failed)}" if failed else 0)
