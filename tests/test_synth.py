@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +97,10 @@ def test_same_seed_writes_identical_files(tmp_path):
                       "--frames", "2")
         assert result.exit_code == 0, result.output
         trees.append(_tree(tmp_path / name))
-    assert trees[0].keys() == trees[1].keys() and len(trees[0]) == 2 * 2 * 4 + 2 * 2
+    # 2 conditions x 2 frames x 4 images, 2 textgt files per condition, and the manifest
+    assert trees[0].keys() == trees[1].keys() and len(trees[0]) == 2 * 2 * 4 + 2 * 2 + 1
     assert trees[0] == trees[1]
+    assert json.loads(trees[0]["mtdepth-synth.json"])["synth"]["scenes"] == ["Scene18"]
 
 
 # ----------------------------------------------------------------------------- instances and classes
