@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from mtdepth.params import DataParams
 from mtdepth.pipeline.vkitti2 import FIELD_MODALITY, FrameRef, image_size, index_frames, verify_frame
+from mtdepth.stages.progress import comma_list, progress_bar
 
 DEFAULTS = DataParams()
-
-
-def _names(value: str) -> tuple[str, ...]:
-    """Comma-separated names as a tuple (empty: all)."""
-    return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
 def _summary(root: Path, camera: str, refs: list[FrameRef]) -> list[str]:
@@ -61,14 +55,14 @@ def dataset(
     """Index a Virtual KITTI 2 layout tree (one folder per archive, or merged) and check its files."""
     refs = index_frames(
         root,
-        scenes=_names(scenes),
-        conditions=_names(conditions),
+        scenes=comma_list(scenes),
+        conditions=comma_list(conditions),
         camera=camera,
         first_frame=first_frame,
         last_frame=last_frame,
     )
     if check:
-        for ref in tqdm(refs, desc="checking", unit="frame", disable=not sys.stderr.isatty()):
+        for ref in progress_bar(refs, desc="checking", unit="frame"):
             verify_frame(ref)
     lines = _summary(root, refs[0].camera, refs)
     if check:

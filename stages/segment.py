@@ -7,11 +7,8 @@ import time
 import click
 
 from mtdepth.params import load_params, override
-from mtdepth.stages.progress import progress_bar
+from mtdepth.stages.progress import comma_list, progress_bar
 
-
-def _csv(value: str | None) -> tuple[str, ...] | None:
-    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 @click.command("segment")
@@ -36,7 +33,7 @@ def segment(params_file, data, store, weights, keep_prob, mask_sources, split, i
 
     params = load_params(params_file)
     params = override(params, "data", root=data)
-    params = override(params, "store", path=store, mask_sources=_csv(mask_sources), split=split)
+    params = override(params, "store", path=store, mask_sources=comma_list(mask_sources), split=split)
     params = override(params, "sparse", keep_prob=keep_prob)
     params = override(params, "segmenter", weights=weights, imgsz=imgsz, batch=batch, device=device)
     d = params.data

@@ -13,14 +13,11 @@ import click
 from mtdepth import __version__
 from mtdepth.errors import MtDepthError
 from mtdepth.params import load_params, override, to_dict
-from mtdepth.stages.progress import progress_bar
+from mtdepth.stages.progress import comma_list, progress_bar
 
 
 MANIFEST = "mtdepth-synth.json"  # the params a synthetic tree was written with (readers ignore it)
 
-
-def _csv(value: str | None) -> tuple[str, ...] | None:
-    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 def _is_empty_or_absent(folder: Path) -> bool:
@@ -40,7 +37,7 @@ def synth(params_file, out, seed, scenes, conditions, frames, overwrite):
     from mtdepth.pipeline.synth import write_dataset
 
     params = load_params(params_file)
-    params = override(params, "synth", out=out, seed=seed, scenes=_csv(scenes), conditions=_csv(conditions),
+    params = override(params, "synth", out=out, seed=seed, scenes=comma_list(scenes), conditions=comma_list(conditions),
                       frames=frames)
     p = params.synth
     target = Path(p.out)
