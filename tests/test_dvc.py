@@ -22,7 +22,7 @@ def dvc(workdir: Path, *args: str) -> str:
 
 
 def test_dvc_repro_reruns_only_what_changed(tmp_path):
-    for name in ("dvc.yaml", "pipeline", "cache"):
+    for name in ("dvc.yaml", "pipeline", "cache", "stages"):
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
     import_ultralytics()
