@@ -172,8 +172,10 @@ def fit(train_frames: Sequence[FrameRef], val_frames: Sequence[FrameRef], out: P
     iou = merged_foreground_iou(best, val_frames, config)
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    start_report = Path(config.model).with_suffix(".json")
     report = {
         **(context or {}),
+        "start_model_report": json.loads(start_report.read_text()) if start_report.is_file() else None,
         "weights": out.with_suffix(".pt").name,
         "onnx": out.with_suffix(".onnx").name,
         "classes": {i: name for i, name in enumerate(YOLO_CLASSES)},
