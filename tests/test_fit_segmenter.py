@@ -43,6 +43,16 @@ def test_fitted_weights_serve_stage_one_as_pt_and_onnx(tmp_path):
     assert first[0] in ("0", "1") and len(coords) >= 6 and len(coords) % 2 == 0
     assert ((coords >= 0) & (coords <= 1)).all()
 
+    tuned = tmp_path / "weights" / "tuned"
+    result = runner.invoke(cli, ["fit-segmenter", "--params", str(params_file), "--data", str(tmp_path / "train"),
+                                 "--val-data", str(tmp_path / "val"), "--out", str(tuned), "--imgsz", "64",
+                                 "--weights", str(out.with_suffix(".pt")), "--epochs", "1", "--batch", "2",
+                                 "--device", "cpu", "--work-dir", str(tmp_path / "run-tuned")])
+    assert result.exit_code == 0, result.output
+    tuned_report = json.loads(tuned.with_suffix(".json").read_text())
+    assert tuned_report["start_model"] == str(out.with_suffix(".pt"))
+    assert tuned_report["start_model_report"]["fit_seconds"] == report["fit_seconds"]
+
     for weights in (out.with_suffix(".pt"), out.with_suffix(".onnx")):
         store = tmp_path / f"store-{weights.suffix[1:]}.zarr"
         result = runner.invoke(cli, ["segment", "--params", str(params_file), "--data", str(tmp_path / "val"),
