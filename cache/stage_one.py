@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,10 +100,29 @@ class ShardDecoder:
             return self._thread.submit(lambda: _stack(self._client.gather(futures)))
         return self._thread.submit(lambda: _stack(dask.compute(*tasks, scheduler="threads", num_workers=self._workers)))
 
-    def close(self) -> None:
+    def __enter__(self) -> "ShardDecoder":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
         self._thread.shutdown(wait=True, cancel_futures=True)
         if self._client is not None:
             self._client.close()
+
+
+class _NoProgress:
+    """Stands in for a progress bar when none is wanted."""
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def update(self, n: int) -> None:
+        pass
+
+    def __enter__(self) -> "_NoProgress":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
 
 
 def frame_table(refs: Sequence[FrameRef], params: Params) -> FrameTable:
@@ -176,67 +196,55 @@ def segmenter_config(params: Params) -> SegmenterConfig:
 def build(refs: Sequence[FrameRef], params: Params, url: str, *, scheduler: str | None = None,
           decode_workers: int = 2, overwrite: bool = False,
           make_segmenter: Callable[[SegmenterConfig], Segmenter] = Segmenter,
-          progress: Callable[..., object] | None = None) -> dict:
+          progress: Callable[..., ContextManager] = _NoProgress) -> dict:
     """Bring the store at `url` up to date with `refs` and `params`; return a summary.
 
     Arrays already committed with the same provenance are left alone; YOLO runs only
-    if `mask/yolo` has shards to write. `progress(total=...)` makes a bar with `.update(n)`.
+    if `mask/yolo` has shards to write. `progress(total=n)` gives a context-managed bar
+    with `.update(frames)`.
     """
     if not refs:
         raise MtDepthError(f"{params.data.root}: no frames selected")
-    mask_sources = params.store.mask_sources
-    wanted = provenances(refs, params, mask_sources)
+    wanted = provenances(refs, params, params.store.mask_sources)
     # Everything that can refuse (weights, scheduler) is checked before the store is touched.
     yolo = MASK_PREFIX + "yolo"
     segmenter = None
     if yolo in wanted and not _is_current(url, yolo, wanted[yolo]):
         segmenter = make_segmenter(segmenter_config(params))
-    decoder = ShardDecoder(params.data.height, params.data.width, params.data.max_depth,
-                           params.sparse.keep_prob, params.seed, decode_workers, scheduler)
-    try:
+    with ShardDecoder(params.data.height, params.data.width, params.data.max_depth, params.sparse.keep_prob,
+                      params.seed, decode_workers, scheduler) as decoder:
         writer = open_for_write(url, frame_table(refs, params), params.data.height, params.data.width,
                                 params.store.shard_frames, overwrite=overwrite)
         pending = {name: writer.pending(name, provenance) for name, provenance in wanted.items()}
-    except BaseException:
-        decoder.close()
-        raise
-    shards = sorted({s for todo in pending.values() for s in todo})
-    summary = {"frames": len(refs), "shards": writer.n_shards, "written": sorted(n for n, t in pending.items() if t),
-               "unchanged": sorted(n for n, t in pending.items() if not t), "segmenter_frames": 0}
-    if not shards:
-        decoder.close()
-        return summary
+        shards = sorted({s for todo in pending.values() for s in todo})
+        summary = {"frames": len(refs), "shards": writer.n_shards,
+                   "written": sorted(n for n, t in pending.items() if t),
+                   "unchanged": sorted(n for n, t in pending.items() if not t), "segmenter_frames": 0}
+        if not shards:
+            return summary
 
-    frames_todo = sum(writer.shard_bounds(s)[1] - writer.shard_bounds(s)[0] for s in shards)
-    bar = progress(total=frames_todo) if progress else None
-    try:
         def refs_of(shard: int) -> Sequence[FrameRef]:
             return refs[slice(*writer.shard_bounds(shard))]
 
-        upcoming = decoder.submit(refs_of(shards[0]))
-        for position, shard in enumerate(shards):
-            decoded = upcoming.result()
-            if position + 1 < len(shards):
-                upcoming = decoder.submit(refs_of(shards[position + 1]))  # decode ahead while YOLO runs
-            blocks = {"rgb": decoded.rgb, "depth": decoded.depth, "sparse": decoded.sparse,
-                      MASK_PREFIX + "gt": decoded.gt}
-            for name, todo in pending.items():
-                if shard not in todo:
-                    continue
-                if name == MASK_PREFIX + "yolo":
-                    block = np.stack(list(segmenter.predict(iter(decoded.rgb))))
-                    summary["segmenter_frames"] += len(block)
-                else:
-                    block = blocks[name]
-                writer.write_shard(name, shard, block)
-            if bar is not None:
+        with progress(total=sum(len(refs_of(s)) for s in shards)) as bar:
+            upcoming = decoder.submit(refs_of(shards[0]))
+            for position, shard in enumerate(shards):
+                decoded = upcoming.result()
+                if position + 1 < len(shards):
+                    upcoming = decoder.submit(refs_of(shards[position + 1]))  # decode ahead while YOLO runs
+                blocks = {"rgb": decoded.rgb, "depth": decoded.depth, "sparse": decoded.sparse,
+                          MASK_PREFIX + "gt": decoded.gt}
+                for name, todo in pending.items():
+                    if shard not in todo:
+                        continue
+                    if name == yolo:
+                        block = np.stack(list(segmenter.predict(iter(decoded.rgb))))
+                        summary["segmenter_frames"] += len(block)
+                    else:
+                        block = blocks[name]
+                    writer.write_shard(name, shard, block)
                 bar.update(len(decoded.rgb))
-    finally:
-        decoder.close()
-        if bar is not None:
-            bar.close()
     for name, todo in pending.items():
         if todo:
             writer.commit(name)
     return summary
-
