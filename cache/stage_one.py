@@ -24,7 +24,6 @@ from mtdepth.cache.store import FrameTable, open_for_write, open_store
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Params
 from mtdepth.pipeline import vkitti2_format as fmt
-from mtdepth.pipeline.masks import foreground
 from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig, segmenter_provenance
 from mtdepth.pipeline.sparse import sparsify
 from mtdepth.pipeline.splits import random_split, scene_split
@@ -52,7 +51,7 @@ def decode_frame(ref: FrameRef, height: int, width: int, max_depth: float, keep_
         "rgb": frame.rgb,
         "depth": _to_units(frame.depth),
         "sparse": _to_units(sparse),
-        "gt": None if frame.instances is None else foreground(frame.instances),
+        "gt": frame.gt_mask,
     }
 
 

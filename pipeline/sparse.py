@@ -13,8 +13,8 @@ import numpy as np
 SEED_BYTES = 16  # 128 bits of the SHA-256 digest seed the generator
 
 
-def frame_seed(seed: int, key: str) -> np.random.Generator:
-    """A generator seeded from (seed, frame key) by SHA-256, identical in every process."""
+def stable_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator seeded from (seed, key) by SHA-256, identical in every process and order."""
     digest = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:SEED_BYTES], "little"))
 
@@ -28,6 +28,6 @@ def sparsify(depth_m: np.ndarray, keep_prob: float, seed: int, key: str) -> np.n
     if not 0 < keep_prob <= 1:
         raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
     depth = np.asarray(depth_m, dtype=np.float32)
-    draws = frame_seed(seed, key).random(depth.shape, dtype=np.float32)
+    draws = stable_rng(seed, key).random(depth.shape, dtype=np.float32)
     keep = (draws < keep_prob) & (depth > 0)
     return np.where(keep, depth, np.float32(0))

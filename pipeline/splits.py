@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 
+from mtdepth.pipeline.sparse import stable_rng
+
 TRAIN, VAL = 0, 1
-
-
-def _rng(seed: int, purpose: str) -> np.random.Generator:
-    """A generator seeded from (seed, purpose) through a stable hash."""
-    digest = hashlib.sha256(f"{seed}/{purpose}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 def random_split(n_frames: int, val_fraction: float, seed: int) -> np.ndarray:
     """uint8 (n,) of TRAIN/VAL: exactly round(val_fraction * n) frames drawn at random for validation."""
     split = np.full(n_frames, TRAIN, dtype=np.uint8)
     n_val = int(round(val_fraction * n_frames))
-    split[_rng(seed, "split/random").permutation(n_frames)[:n_val]] = VAL
+    split[stable_rng(seed, "split/random").permutation(n_frames)[:n_val]] = VAL
     return split
 
 
@@ -36,7 +31,7 @@ def scene_split(scenes: Sequence[str], val_fraction: float, seed: int) -> np.nda
     if val_fraction == 0:
         return split
     names = sorted(set(scenes))
-    order = [names[i] for i in _rng(seed, "split/scene").permutation(len(names))]
+    order = [names[i] for i in stable_rng(seed, "split/scene").permutation(len(names))]
     counts = {name: scenes.count(name) for name in names}
     chosen, held = set(), 0
     for name in order[:-1]:

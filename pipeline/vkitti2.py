@@ -25,6 +25,7 @@ from PIL import Image
 
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline import vkitti2_format as fmt
+from mtdepth.pipeline.masks import foreground
 
 # FrameRef field -> the modality's name in vkitti2_format.MODALITIES.
 FIELD_MODALITY = {
@@ -348,6 +349,6 @@ def load_frame(ref: FrameRef, height: int, width: int, max_depth: float) -> Deco
     gt_mask = None
     if instances is not None:
         instances = resize_nearest(instances, height, width)
-        gt_mask = (instances > 0).astype(np.uint8)
+        gt_mask = foreground(instances)
     intrinsics = scale_intrinsics(ref.intrinsics, src_size, height, width) if ref.intrinsics else None
     return DecodedFrame(resize_area(rgb, height, width), depth, instances, gt_mask, intrinsics)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline import vkitti2_format as fmt
-from mtdepth.pipeline.masks import foreground, foreground_iou, instance_classes, instance_polygons
+from mtdepth.pipeline.masks import foreground_iou, instance_classes, instance_polygons
 from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig, import_ultralytics, resolve_device
 from mtdepth.pipeline.vkitti2 import FrameRef, load_frame
 
@@ -116,7 +116,7 @@ def merged_foreground_iou(weights: Path, frames: Sequence[FrameRef], config: Fit
     def images():
         for ref in frames:
             frame = load_frame(ref, config.height, config.width, config.max_depth)
-            truths.append(foreground(frame.instances))
+            truths.append(frame.gt_mask)
             yield frame.rgb
 
     for predicted in segmenter.predict(images()):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from mtdepth.pipeline.sparse import frame_seed, sparsify
+from mtdepth.pipeline.sparse import stable_rng, sparsify
 
 HEIGHT, WIDTH = 256, 512
 KEEP_PROB = 0.05
@@ -57,8 +57,8 @@ def test_different_key_or_seed_give_different_maps(depth):
 
 
 def test_seed_is_stable_across_processes_and_hash_seeds():
-    code = "from mtdepth.pipeline.sparse import frame_seed; print(frame_seed(7, 'Scene02/fog/Camera_0/00001').integers(1 << 62))"
-    here = frame_seed(7, "Scene02/fog/Camera_0/00001").integers(1 << 62)
+    code = "from mtdepth.pipeline.sparse import stable_rng; print(stable_rng(7, 'Scene02/fog/Camera_0/00001').integers(1 << 62))"
+    here = stable_rng(7, "Scene02/fog/Camera_0/00001").integers(1 << 62)
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
