@@ -67,6 +67,8 @@ def whole_shard_codecs(frames: int):
     reads and writes of a whole shard run about 1.5-2.5x faster batched.
     """
     return zarr.config.set({"codec_pipeline.batch_size": frames})
+
+
 _NOT_FOUND = (KeyError, FileNotFoundError, ValueError)  # missing or unreadable node (zarr errors are ValueErrors)
 
 
@@ -312,7 +314,7 @@ def open_for_write(
     location.remove_partial_files()
     problem = _reuse_problem(location.url, dict(root.attrs), frames, geometry)
     if problem and not overwrite:
-        raise MtDepthError(f"{problem}; rebuild it with overwrite")
+        raise MtDepthError(f"{problem}; rebuild it with --overwrite")
     if problem or "frames_fingerprint" not in root.attrs:  # mismatch, or creation was interrupted
         root = _create_store(location, frames, geometry)
     elif root.attrs["frames_fingerprint"] != frames.fingerprint():
