@@ -53,8 +53,13 @@ def main() -> None:
     params = load_params("params.yaml")
     if args.weights:
         params = override(params, "segmenter", weights=args.weights)
+    with tempfile.TemporaryDirectory(prefix="mtdepth-bench-") as folder:
+        run(Path(folder), params, args)
+
+
+def run(work: Path, params, args) -> None:
+    """The three measurements, on a synthetic dataset and store written under `work`."""
     seg = params.segmenter
-    work = Path(tempfile.mkdtemp(prefix="mtdepth-bench-"))
     data = work / "synth"
     result = CliRunner().invoke(cli, ["synth", "--out", str(data), "--scenes", "Scene01,Scene02",
                                       "--frames", str(args.frames)])
