@@ -29,7 +29,7 @@ def fingerprint(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode("ascii")).hexdigest()
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts as one dict with dotted keys; anything else is a leaf."""
     if not isinstance(value, dict):
         return {prefix: value}
@@ -37,13 +37,13 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         return {prefix: {}}
     flat: dict[str, Any] = {}
     for key, inner in value.items():
-        flat.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        flat.update(flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
     return flat
 
 
 def differences(stored: dict, wanted: dict) -> list[tuple[str, Any, Any]]:
     """(dotted key, stored value, wanted value) for every leaf that differs, sorted by key."""
-    old, new = _flatten(canonical(stored)), _flatten(canonical(wanted))
+    old, new = flatten(canonical(stored)), flatten(canonical(wanted))
     return [
         (key, old.get(key, MISSING), new.get(key, MISSING))
         for key in sorted(old.keys() | new.keys())
@@ -54,10 +54,10 @@ def differences(stored: dict, wanted: dict) -> list[tuple[str, Any, Any]]:
 def describe_differences(stored: dict, wanted: dict) -> str:
     """The differences as one line, e.g. 'keep_prob=0.1, params say 0.05; seed=1, params say 0'."""
     return "; ".join(
-        f"{key}={_show(old)}, params say {_show(new)}" for key, old, new in differences(stored, wanted)
+        f"{key}={show(old)}, params say {show(new)}" for key, old, new in differences(stored, wanted)
     )
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """A leaf value as the user wrote it (JSON, strings unquoted)."""
     return value if isinstance(value, str) else canonical_json(value)

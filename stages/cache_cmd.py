@@ -6,7 +6,7 @@ import json
 
 import click
 
-from mtdepth.cache.fingerprint import canonical_json
+from mtdepth.cache.fingerprint import flatten, show
 from mtdepth.cache.store import open_store
 from mtdepth.errors import MtDepthError
 from mtdepth.stages.progress import progress_bar
@@ -24,20 +24,6 @@ def human_bytes(count: int) -> str:
     if exponent == 0:
         return f"{count} B"
     return f"{count / BYTES_PER_UNIT**exponent:.1f} {BYTE_UNITS[exponent]}"
-
-
-def _flat(value: object, prefix: str = "") -> list[tuple[str, object]]:
-    """Nested provenance as (dotted key, leaf) pairs, in key order."""
-    if isinstance(value, dict) and value:
-        pairs = []
-        for key in sorted(value):
-            pairs += _flat(value[key], f"{prefix}.{key}" if prefix else str(key))
-        return pairs
-    return [(prefix, value)]
-
-
-def _leaf(value: object) -> str:
-    return value if isinstance(value, str) else canonical_json(value)
 
 
 @click.group()
@@ -69,12 +55,12 @@ def info(store: str, as_json: bool) -> None:
         click.echo(f"  stored {human_bytes(array['stored_bytes'])} of {human_bytes(array['raw_bytes'])} raw ({ratio})")
         click.echo(f"  codecs {array['codecs']}")
         for key, value in array["attrs"].items():
-            click.echo(f"  attr {key} = {_leaf(value)}")
+            click.echo(f"  attr {key} = {show(value)}")
         click.echo(f"  {state}")
         if array["provenance"]:
             click.echo("  provenance")
-        for key, value in _flat(array["provenance"] or {}):
-            click.echo(f"    {key} = {_leaf(value)}")
+        for key, value in sorted(flatten(array["provenance"] or {}).items()):
+            click.echo(f"    {key} = {show(value)}")
 
 
 @cache.command()
