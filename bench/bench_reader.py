@@ -92,7 +92,7 @@ def write_empty_tree(root: Path, frames: int) -> None:
     for scene in INDEX_SCENES:
         for condition in INDEX_CONDITIONS:
             for modality in FIELD_MODALITY.values():
-                archive = root / f"{fmt.VERSION_PREFIX}{modality}"
+                archive = fmt.archive_dir(root, modality)
                 for index in range(per_folder):
                     path = archive / fmt.frame_path(modality, scene, condition, DATA.camera, index)
                     if index == 0:

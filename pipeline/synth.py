@@ -934,12 +934,12 @@ def _rain_streaks(camera: Camera, rng: np.random.Generator, look: Look) -> np.nd
 
 def modality_path(root: Path, modality: str, scene: str, condition: str, index: int) -> Path:
     """Where frame `index` of one modality goes under the dataset root."""
-    return Path(root) / f"{vk.VERSION_PREFIX}{modality}" / vk.frame_path(modality, scene, condition, CAMERA, index)
+    return vk.archive_dir(root, modality) / vk.frame_path(modality, scene, condition, CAMERA, index)
 
 
 def write_textgt(root: Path, scene: str, condition: str, frames: int, camera: Camera) -> None:
     """intrinsic.txt (both cameras, every frame) and colors.txt (with Pedestrian) of one sequence."""
-    folder = Path(root) / f"{vk.VERSION_PREFIX}{vk.TEXTGT}"
+    folder = vk.archive_dir(root, vk.TEXTGT)
     intrinsic = folder / vk.textgt_path(scene, condition, "intrinsic.txt")
     intrinsic.parent.mkdir(parents=True, exist_ok=True)
     vk.write_intrinsics(intrinsic, range(frames), CAMERA_IDS, camera.intrinsics)

@@ -196,7 +196,7 @@ def _expected_path(
     if rgb_base == root:
         base = root
     else:
-        base = archives.get(field, root / f"{fmt.VERSION_PREFIX}{modality}")
+        base = archives.get(field, fmt.archive_dir(root, modality))
     return base / fmt.frame_path(modality, scene, condition, camera, index)
 
 

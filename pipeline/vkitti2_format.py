@@ -59,6 +59,11 @@ PEDESTRIAN_COLOR = (220, 20, 60)
 INSTANCE_CLASSES = ("Car", "Van", "Truck", "Pedestrian")  # classes that carry instance ids
 
 
+def archive_dir(root: Path, modality: str) -> Path:
+    """The folder one archive unpacks to under a dataset root (`vkitti_2.0.3_rgb`, ..., `vkitti_2.0.3_textgt`)."""
+    return Path(root) / f"{VERSION_PREFIX}{modality}"
+
+
 def frame_path(modality: str, scene: str, condition: str, camera: str, index: int) -> Path:
     """Path of one frame's file relative to its modality's archive root."""
     folder, prefix, ext = MODALITIES[modality]
