@@ -1,0 +1,67 @@
+"""The attention-guided prediction head (section 3.4) and the light mask head.
+
+Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018: z = GAP(F_fused),
+s = sigmoid(W2 ReLU(W1 z)) (eq. 10), F = s * F_fused (eq. 11); then
+D_final = Conv3x3(ReLU(BN(Conv3x3(F)))) (eq. 12). The mask head (Conv1x1 on F_fused)
+predicts the instance foreground for the loss's consistency term.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtdepth.pipeline.models.unet import conv1x1, conv3x3
+
+__all__ = ["DepthHead", "MaskHead", "SqueezeExcitation"]
+
+
+class SqueezeExcitation(nn.Module):
+    """Channel attention: reweights channels by a gate computed from their global means.
+
+    Args:
+        channels: input (and output) channels C.
+        reduction: the MLP's reduction ratio r (hidden size max(1, C // r)).
+    """
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        if reduction < 1:
+            raise ValueError(f"reduction must be >= 1, got {reduction!r}")
+        hidden = max(1, channels // reduction)
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), conv1x1(channels, hidden), nn.ReLU(inplace=True), conv1x1(hidden, channels), nn.Sigmoid()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)  # (B, C, H, W) * (B, C, 1, 1)
+
+
+class DepthHead(nn.Module):
+    """SE -> conv3x3 -> BN -> ReLU -> conv3x3: raw D_final (B, 1, H, W).
+
+    Args:
+        channels: fused channels (128).
+        mid_channels: the first conv's output (64).
+        reduction: SE reduction ratio.
+    """
+
+    def __init__(self, channels: int = 128, mid_channels: int = 64, reduction: int = 16):
+        super().__init__()
+        self.se = SqueezeExcitation(channels, reduction)
+        self.body = nn.Sequential(conv3x3(channels, mid_channels), nn.BatchNorm2d(mid_channels), nn.ReLU(inplace=True))
+        self.depth_out = conv3x3(mid_channels, 1, bias=True)
+
+    def forward(self, fused: torch.Tensor) -> torch.Tensor:
+        return self.depth_out(self.body(self.se(fused)))
+
+
+class MaskHead(nn.Module):
+    """Foreground logits (B, 1, H, W) from the fused features: one 1x1 convolution."""
+
+    def __init__(self, channels: int = 128):
+        super().__init__()
+        self.logits = conv1x1(channels, 1)
+
+    def forward(self, fused: torch.Tensor) -> torch.Tensor:
+        return self.logits(fused)

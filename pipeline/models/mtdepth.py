@@ -1,0 +1,145 @@
+"""MT-Depth (section 3.5) and its U-Net baseline (Table 3's "UNet" row).
+
+Both take rgb (B, 3, H, W) in [0, 1], sparse (B, 1, H, W) metres (0 = no sample),
+valid (B, 1, H, W) and mask (B, 1, H, W) in [0, 1], at any H, W, and return
+
+    {"init": D_init, "final": D_final, "mask_logits": logits or None}
+
+with depths in metres (B, 1, H, W). Inside the net depth is scaled by `max_depth`: the
+sparse input is divided by it and each output is max_depth * softplus(raw), positive,
+with the output convs initialised so an untrained net predicts about `init_depth` metres everywhere.
+The U-Net baseline's D_final is its D_init and it ignores the mask. The mask is an
+input, never a parameter: no gradient reaches it (the segmenter stays outside the graph).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mtdepth.pipeline.models.cross_attention import CrossAttention
+from mtdepth.pipeline.models.fusion import Fusion
+from mtdepth.pipeline.models.head import DepthHead, MaskHead
+from mtdepth.pipeline.models.unet import UNet
+
+__all__ = ["DepthCompletionNet", "MTDepth", "UNetBaseline"]
+
+OUTPUT_WEIGHT_STD = 1e-3  # output convs start almost constant, at init_depth
+
+
+def _init_weights(module: nn.Module) -> None:
+    """Kaiming-normal convolutions, unit BatchNorm."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def _inverse_softplus(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+class DepthCompletionNet(nn.Module):
+    """What both networks share: input normalisation, the depth branch, the output transform."""
+
+    def __init__(self, channels: Sequence[int], max_depth: float, init_depth: float):
+        super().__init__()
+        if not 0 < init_depth < max_depth:
+            raise ValueError(f"init_depth must be in (0, max_depth={max_depth}), got {init_depth!r}")
+        self.max_depth, self.init_depth = float(max_depth), float(init_depth)
+        self.unet = UNet(channels)
+
+    def _depth(self, raw: torch.Tensor) -> torch.Tensor:
+        """Metres from a raw output map: max_depth * softplus(raw), computed in fp32."""
+        return self.max_depth * F.softplus(raw.float())
+
+    def _init_outputs(self, *convs: nn.Conv2d) -> None:
+        """Near-zero weights and a bias that makes the untrained output `init_depth` metres."""
+        for conv in convs:
+            nn.init.normal_(conv.weight, std=OUTPUT_WEIGHT_STD)
+            nn.init.constant_(conv.bias, _inverse_softplus(self.init_depth / self.max_depth))
+
+    def _features(self, rgb, sparse, valid) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([rgb, sparse / self.max_depth, valid], dim=1)  # eq. 3, (B, 5, H, W)
+        return self.unet(x)
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments (JSON-able) with the builder's name: `build_model(config)` remakes it."""
+        raise NotImplementedError
+
+
+class UNetBaseline(DepthCompletionNet):
+    """The depth branch alone: D_final = D_init.
+
+    Args:
+        channels: U-Net channels per level (8, 16, 32, 64, 128).
+        max_depth: metres; the depth scale inside the net.
+        init_depth: what the untrained net predicts, metres.
+    """
+
+    def __init__(self, channels: Sequence[int] = (8, 16, 32, 64, 128), max_depth: float = 80.0, init_depth: float = 20.0):
+        super().__init__(channels, max_depth, init_depth)
+        _init_weights(self)
+        self._init_outputs(self.unet.depth_out)
+
+    @property
+    def config(self) -> dict:
+        return {"name": "unet", "channels": list(self.unet.channels), "max_depth": self.max_depth,
+                "init_depth": self.init_depth}
+
+    def forward(self, rgb, sparse, valid, mask=None) -> dict:
+        _, raw = self._features(rgb, sparse, valid)
+        depth = self._depth(raw)
+        return {"init": depth, "final": depth, "mask_logits": None}
+
+
+class MTDepth(DepthCompletionNet):
+    """U-Net depth branch + mask-queried cross-attention + fusion + SE head (+ mask head).
+
+    Args:
+        channels: U-Net channels per level (Table 2: 8, 16, 32, 64, 128).
+        attention_dim: cross-attention dimension C_a (32).
+        attention_size: attention grid (16, 32).
+        fusion_channels: fused channels C' (128).
+        head_channels: the head's middle channels (64).
+        se_reduction: squeeze-and-excitation reduction ratio (16).
+        query: the cross-attention's query input ("mask", "mask_pos", "mask_feat").
+        max_depth: metres; the depth scale inside the net.
+        init_depth: what the untrained net predicts, metres.
+    """
+
+    def __init__(self, channels: Sequence[int] = (8, 16, 32, 64, 128), attention_dim: int = 32,
+                 attention_size: Sequence[int] = (16, 32), fusion_channels: int = 128, head_channels: int = 64,
+                 se_reduction: int = 16, query: str = "mask", max_depth: float = 80.0, init_depth: float = 20.0):
+        super().__init__(channels, max_depth, init_depth)
+        c = self.unet.feature_channels
+        self.attention = CrossAttention(c, attention_dim, tuple(attention_size), query)
+        self.fusion = Fusion(c, fusion_channels)
+        self.head = DepthHead(fusion_channels, head_channels, se_reduction)
+        self.mask_head = MaskHead(fusion_channels)
+        self._args = {"attention_dim": attention_dim, "attention_size": list(attention_size),
+                      "fusion_channels": fusion_channels, "head_channels": head_channels,
+                      "se_reduction": se_reduction, "query": query}
+        _init_weights(self)
+        self._init_outputs(self.unet.depth_out, self.head.depth_out)
+
+    @property
+    def config(self) -> dict:
+        return {"name": "mtdepth", "channels": list(self.unet.channels), **self._args, "max_depth": self.max_depth,
+                "init_depth": self.init_depth}
+
+    def forward(self, rgb, sparse, valid, mask) -> dict:
+        features, raw_init = self._features(rgb, sparse, valid)  # F_depth (B, C, H, W)
+        attended = self.attention(features, mask)  # F_att (B, C, H, W)
+        fused = self.fusion(attended, features)  # F_fused (B, C', H, W)
+        return {"init": self._depth(raw_init), "final": self._depth(self.head(fused)),
+                "mask_logits": self.mask_head(fused).float()}
