@@ -96,7 +96,7 @@ class StoreParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    """MT-Depth network sizes (Table 2)."""
+    """MT-Depth network sizes (Table 2) and the choices the paper leaves open."""
 
     unet_channels: tuple[int, ...] = (8, 16, 32, 64, 128)
     attention_dim: int = 32
@@ -104,29 +104,41 @@ class ModelParams:
     fusion_channels: int = 128
     head_channels: int = 64
     se_reduction: int = 16
+    query: str = "mask"  # mask (the paper), mask_pos, mask_feat
+    init_depth: float = 20.0  # metres an untrained net predicts everywhere
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    """Stage-two optimisation (Table 2)."""
+    """Stage-two optimisation. Table 2: Adam, lr 1e-4, batch 4, 100 epochs (profiles/paper.yaml)."""
 
     model: str = "mtdepth"  # mtdepth or unet
     mask_source: str = "yolo"  # yolo, gt or none
-    lr: float = 1e-4
-    batch: int = 4
+    lr: float = 1e-3  # peak learning rate (Table 2: 1e-4 for ~400k steps)
+    schedule: str = "cosine"  # cosine (after warm-up) or constant
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05  # cosine ends at lr * min_lr_ratio
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0: off
+    batch: int = 4  # per process
+    accumulate: int = 1  # micro-batches per optimizer step
     epochs: int = 100
-    amp: bool = True
+    precision: str = "auto"  # auto, fp32, bf16, fp16 (auto: bf16 on CPUs with bf16 units and on CUDA, else fp32)
+    channels_last: str = "auto"  # auto (on with reduced precision), on, off
     workers: int = 2
-    device: str = "auto"
+    device: str = "auto"  # auto: cuda:LOCAL_RANK when present, else cpu
+    out: str = "runs/train"
+    log_every: int = 10  # steps between progress-bar loss updates and finiteness checks
 
 
 @dataclass(frozen=True)
 class LossParams:
-    """Multi-task loss weights (Table 2)."""
+    """Multi-task loss weights (Table 2) and the per-pixel depth error."""
 
     w_init: float = 0.5
     w_obj: float = 3.0
     w_seg: float = 1.0
+    depth_error: str = "l2"  # l1, l2 or smooth_l1 (Huber, 1 m)
 
 
 @dataclass(frozen=True)
@@ -174,9 +186,30 @@ _CHECKS: dict[str, tuple[typing.Callable[[typing.Any], bool], str]] = {
     "model.unet_channels": (lambda v: len(v) >= 2 and all(c > 0 for c in v), "two or more positive ints"),
     "train.model": (lambda v: v in ("mtdepth", "unet"), "'mtdepth' or 'unet'"),
     "train.mask_source": (lambda v: v in ("yolo", "gt", "none"), "'yolo', 'gt' or 'none'"),
+    "model.attention_dim": (lambda v: v >= 1, ">= 1"),
+    "model.attention_size": (lambda v: min(v) >= 1, "two positive ints"),
+    "model.fusion_channels": (lambda v: v >= 1, ">= 1"),
+    "model.head_channels": (lambda v: v >= 1, ">= 1"),
+    "model.se_reduction": (lambda v: v >= 1, ">= 1"),
+    "model.query": (lambda v: v in ("mask", "mask_pos", "mask_feat"), "'mask', 'mask_pos' or 'mask_feat'"),
+    "model.init_depth": (lambda v: v > 0, "> 0 metres"),
     "train.lr": (lambda v: v > 0, "> 0"),
+    "train.schedule": (lambda v: v in ("cosine", "constant"), "'cosine' or 'constant'"),
+    "train.warmup_steps": (lambda v: v >= 0, ">= 0"),
+    "train.min_lr_ratio": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "train.weight_decay": (lambda v: v >= 0, ">= 0"),
+    "train.grad_clip": (lambda v: v >= 0, ">= 0 (0: off)"),
     "train.batch": (lambda v: v >= 1, ">= 1"),
+    "train.accumulate": (lambda v: v >= 1, ">= 1"),
     "train.epochs": (lambda v: v >= 1, ">= 1"),
+    "train.precision": (lambda v: v in ("auto", "fp32", "bf16", "fp16"), "'auto', 'fp32', 'bf16' or 'fp16'"),
+    "train.channels_last": (lambda v: v in ("auto", "on", "off"), "'auto', 'on' or 'off'"),
+    "train.workers": (lambda v: v >= 0, ">= 0"),
+    "train.log_every": (lambda v: v >= 1, ">= 1"),
+    "loss.w_init": (lambda v: v >= 0, ">= 0"),
+    "loss.w_obj": (lambda v: v >= 0, ">= 0"),
+    "loss.w_seg": (lambda v: v >= 0, ">= 0"),
+    "loss.depth_error": (lambda v: v in ("l1", "l2", "smooth_l1"), "'l1', 'l2' or 'smooth_l1'"),
 }
 
 
