@@ -142,6 +142,26 @@ class LossParams:
 
 
 @dataclass(frozen=True)
+class EvaluateParams:
+    """`mtdepth evaluate`: frames scored, pixel groups, Figure-2 panels, classical baselines."""
+
+    split: str = "val"  # val, train or all
+    frames: int | None = None  # the first N frames of the split; None: all
+    batch: int = 8
+    workers: int = 2
+    device: str = "auto"  # auto: cuda:0 when present, else cpu
+    boundary_px: int = 3  # k: the boundary region is k pixels on both sides of instance edges
+    distance_bins: tuple[float, ...] = (0.0, 20.0, 40.0, 80.0)  # bin edges, metres: (lo, hi]
+    panel_frames: tuple[int, ...] = (0, 20, 40)  # positions among the evaluated frames
+    panel_cmap: str = "turbo"  # one depth colour map for every panel
+    panel_error_max: float = 5.0  # metres at the top of the absolute-error colour bar
+    panel_dpi: int = 100
+    ipbasic_max_depth: float = 100.0  # IP-Basic's inversion offset (the paper's 100 m)
+    ipbasic_extrapolate: bool = True
+    ipbasic_blur: str = "gaussian"  # gaussian or bilateral
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything `params.yaml` holds."""
 
@@ -155,6 +175,7 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     loss: LossParams = field(default_factory=LossParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
 
 # Value checks beyond the type: key -> (predicate, what it must be).
@@ -210,6 +231,18 @@ _CHECKS: dict[str, tuple[typing.Callable[[typing.Any], bool], str]] = {
     "loss.w_obj": (lambda v: v >= 0, ">= 0"),
     "loss.w_seg": (lambda v: v >= 0, ">= 0"),
     "loss.depth_error": (lambda v: v in ("l1", "l2", "smooth_l1"), "'l1', 'l2' or 'smooth_l1'"),
+    "evaluate.split": (lambda v: v in ("val", "train", "all"), "'val', 'train' or 'all'"),
+    "evaluate.frames": (lambda v: v >= 1, ">= 1"),
+    "evaluate.batch": (lambda v: v >= 1, ">= 1"),
+    "evaluate.workers": (lambda v: v >= 0, ">= 0"),
+    "evaluate.boundary_px": (lambda v: v >= 1, ">= 1 pixel"),
+    "evaluate.distance_bins": (lambda v: len(v) >= 2 and v[0] >= 0 and all(a < b for a, b in zip(v, v[1:])),
+                               "two or more increasing edges >= 0 metres"),
+    "evaluate.panel_frames": (lambda v: all(i >= 0 for i in v), "positions >= 0"),
+    "evaluate.panel_error_max": (lambda v: v > 0, "> 0 metres"),
+    "evaluate.panel_dpi": (lambda v: v >= 10, ">= 10"),
+    "evaluate.ipbasic_max_depth": (lambda v: v > 0, "> 0 metres"),
+    "evaluate.ipbasic_blur": (lambda v: v in ("gaussian", "bilateral"), "'gaussian' or 'bilateral'"),
 }
 
 
