@@ -1,0 +1,67 @@
+"""What stage two requires of a store: the param-derived parts of each array's provenance.
+
+A store's provenance also holds a digest of the dataset files (`source`), which stage
+two cannot recompute without the dataset. `required_provenance` therefore takes each
+stored provenance and overwrites the keys that params decide (geometry, max_depth,
+keep_prob, seed, segmenter settings and weights hash); `StoreReader.require` then
+refuses a store whose fingerprint differs, naming exactly those keys.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from mtdepth.cache.fingerprint import canonical
+from mtdepth.cache.schema import mask_array
+from mtdepth.cache.store import StoreReader
+from mtdepth.params import Params
+from mtdepth.pipeline.segmenter import SegmenterConfig, segmenter_provenance
+
+YOLO = "yolo"
+
+
+def arrays_for(mask_source: str, has_gt_mask: bool) -> list[str]:
+    """The arrays a run reads: rgb, depth, sparse, its mask source, and mask/gt for the loss."""
+    names = ["rgb", "depth", "sparse"]
+    if mask_source != "none":
+        names.append(mask_array(mask_source))
+    if has_gt_mask and mask_array("gt") not in names:
+        names.append(mask_array("gt"))
+    return names
+
+
+def _segmenter_keys(params: Params) -> dict:
+    """The segmenter settings params decide; the weights hash only when the weights file is here."""
+    s = params.segmenter
+    config = SegmenterConfig(weights=s.weights, imgsz=s.imgsz, conf=s.conf, iou=s.iou, classes=s.classes)
+    if Path(s.weights).is_file():
+        return segmenter_provenance(config)
+    warnings.warn(f"{s.weights}: segmenter weights not here; checking the store's masks by file name only")
+    return {"weights_name": Path(s.weights).name, "imgsz": s.imgsz, "conf": s.conf, "iou": s.iou,
+            "classes": list(s.classes)}
+
+
+def param_keys(params: Params, name: str) -> dict:
+    """The provenance keys of array `name` that params decide."""
+    d = params.data
+    keys = {"height": d.height, "width": d.width}
+    if name in ("depth", "sparse"):
+        keys["max_depth"] = d.max_depth
+    if name == "sparse":
+        keys.update(keep_prob=params.sparse.keep_prob, seed=params.seed)
+    if name == mask_array(YOLO):
+        keys["segmenter"] = _segmenter_keys(params)
+    return keys
+
+
+def required_provenance(reader: StoreReader, params: Params, names: list[str]) -> dict[str, dict]:
+    """For each array, its stored provenance with the param-decided keys as params say them."""
+    required = {}
+    for name in names:
+        stored = canonical(reader.provenance(name))
+        wanted = canonical(param_keys(params, name))
+        if "segmenter" in wanted:
+            wanted["segmenter"] = {**stored.get("segmenter", {}), **wanted["segmenter"]}
+        required[name] = {**stored, **wanted}
+    return required

@@ -1,0 +1,49 @@
+"""`mtdepth train`: stage two, the depth network trained from the stage-one store alone.
+
+    mtdepth train --store data/store.zarr --model mtdepth --mask-source yolo --epochs 30 --out runs/mtdepth
+    mtdepth train --out runs/mtdepth --resume                       # continue a killed run
+    torchrun --standalone --nproc_per_node=2 -m mtdepth.cli train --out runs/ddp ...   # DDP, one GPU per rank
+
+Every option overrides its `train.*` (or `model.query`) param. Reads the store only: no
+image is decoded and the segmenter is never imported.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from mtdepth.params import load_params, override
+from mtdepth.stages.progress import progress_bar
+
+
+@click.command("train")
+@click.option("--params", "params_file", default="params.yaml", show_default=True, help="Params file.")
+@click.option("--store", help="Stage-one store folder or fsspec URL. [store.path]")
+@click.option("--model", type=click.Choice(["mtdepth", "unet"]), help="Network. [train.model]")
+@click.option("--mask-source", type=click.Choice(["yolo", "gt", "none"]), help="Store mask fed to MT-Depth. [train.mask_source]")
+@click.option("--query", type=click.Choice(["mask", "mask_pos", "mask_feat"]), help="Cross-attention query input. [model.query]")
+@click.option("--epochs", type=int, help="Epochs in all (a resumed run counts the ones done). [train.epochs]")
+@click.option("--lr", type=float, help="Peak learning rate. [train.lr]")
+@click.option("--batch", type=int, help="Frames per step and process. [train.batch]")
+@click.option("--workers", type=int, help="DataLoader processes. [train.workers]")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision. [train.precision]")
+@click.option("--device", help="auto, cpu, cuda:0 ... [train.device]")
+@click.option("--out", help="Run folder: checkpoints and dvclive logs. [train.out]")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+def train(params_file, store, model, mask_source, query, epochs, lr, batch, workers, precision, device, out, resume):
+    """Train MT-Depth (or the U-Net baseline) from the cached arrays alone."""
+    from mtdepth.stages.train_run import run
+
+    params = load_params(params_file)
+    params = override(params, "store", path=store)
+    params = override(params, "model", query=query)
+    params = override(params, "train", model=model, mask_source=mask_source, epochs=epochs, lr=lr, batch=batch,
+                      workers=workers, precision=precision, device=device, out=out)
+    started = time.time()
+    summary = run(params, params.store.path, Path(params.train.out), resume, progress=progress_bar, echo=click.echo)
+    if summary["metrics"]:
+        click.echo(f"train: best val RMSE {summary['best_val_rmse_mm']:.0f} mm at epoch {summary['best_epoch']}; "
+                   f"checkpoints in {summary['out']}; {time.time() - started:.0f} s")
