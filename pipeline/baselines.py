@@ -81,7 +81,10 @@ def ip_basic_fill(sparse: np.ndarray, config: IPBasicConfig = IPBasicConfig()) -
     """(H, W) float32 metres -> dense (H, W) float32, following the paper's fast fill step by step.
 
     Depths are inverted (max_depth - d) so that dilation, which keeps the largest value, keeps the
-    nearest surface. Pixels still empty at the end (none in practice) take their nearest filled value.
+    nearest surface. Pixels still empty at the end take their nearest filled value, and the result
+    is clipped to the samples' range: without extrapolation the Gaussian blur mixes empty (0) pixels
+    into its neighbours, which would invert to depths beyond every sample (with it, nothing is empty
+    by then and both steps change nothing).
     """
     depth = np.asarray(sparse, dtype=np.float32)
     has = depth > EMPTY
@@ -112,7 +115,8 @@ def ip_basic_fill(sparse: np.ndarray, config: IPBasicConfig = IPBasicConfig()) -
     dense = np.where(filled, np.float32(config.max_depth) - inverted, np.float32(0))
     if not filled.all():
         dense = _nearest_fill_frame(torch.from_numpy(dense)).numpy()
-    return dense.astype(np.float32)
+    samples = depth[has]
+    return np.clip(dense, samples.min(), samples.max()).astype(np.float32)
 
 
 def _fill_empty(inverted: np.ndarray, kernel: np.ndarray) -> np.ndarray:
