@@ -1,0 +1,167 @@
+"""Dense depth for frames of any size from a trained net (`.pt` through torch, `.onnx` through onnxruntime).
+
+How a frame reaches the net (`size`):
+    trained  (default) resized to the checkpoint's training resolution, as stage one resized
+             the training frames (RGB by area, sparse depth by nearest neighbour, which keeps a
+             LiDAR map's density as the training maps had it), completed there, and the
+             dense map resized back to the frame's own size bilinearly;
+    native   completed at the frame's own size (the net takes any size: the U-Net pads to a
+             multiple of 16, the attention pools to its fixed grid).
+The mask is the frozen segmenter's on the RGB the net sees, as stage one made it.
+
+Depth range: the net was trained on depth up to `max_depth` (farther ground truth and its
+samples were invalid), so sparse samples beyond it are dropped from the net's input (a
+clamp would feed a false depth) and counted for a warning; the output is clipped to
+(0, max_depth]. `keep_sparse` writes every measured sample back, at the frame's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mtdepth.errors import MtDepthError
+from mtdepth.pipeline.checkpoint import CheckpointInfo, model_from_checkpoint
+from mtdepth.pipeline.kitti_io import read_image, read_sparse
+from mtdepth.pipeline.segmenter import SegmenterConfig, resolve_device
+from mtdepth.pipeline.vkitti2 import resize_area, resize_nearest
+
+SIZES = ("trained", "native")
+MASK_SOURCES = ("yolo", "none")
+MIN_DEPTH_M = 1.0 / 256  # the smallest depth a KITTI PNG stores as a measurement
+
+
+@dataclass
+class Frame:
+    """One input frame at its own size."""
+
+    name: str
+    rgb: np.ndarray  # uint8 (H, W, 3)
+    sparse: np.ndarray  # float32 (H, W) metres, 0 = no sample
+
+
+class DepthNet:
+    """A trained depth network behind one call: inputs (N, C, H, W) float32 arrays -> D_final (N, 1, H, W)."""
+
+    def __init__(self, info: CheckpointInfo, run: Callable[[dict[str, np.ndarray]], np.ndarray], backend: str):
+        self.info, self._run, self.backend = info, run, backend
+
+    @property
+    def uses_mask(self) -> bool:
+        """Whether the network reads the mask (the U-Net baseline does not)."""
+        return self.info.model_name != "unet"
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self._run(inputs)
+
+
+def load_net(path: Path, device: str = "auto") -> DepthNet:
+    """The net of a checkpoint (`.pt`, torch) or of an mtdepth export (`.onnx`, onnxruntime)."""
+    device = resolve_device(device)
+    if path.suffix.lower() == ".onnx":
+        from mtdepth.pipeline.onnx_export import read_onnx, run_session, session
+
+        info = read_onnx(path)
+        sess = session(path, device)
+        return DepthNet(info, lambda inputs: run_session(sess, inputs), "onnxruntime")
+    model, info = model_from_checkpoint(path, device)
+
+    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        rgb, sparse, mask = (torch.from_numpy(inputs[k]).to(device) for k in ("rgb", "sparse", "mask"))
+        with torch.inference_mode():
+            return model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask)["final"].float().cpu().numpy()
+    return DepthNet(info, run, "torch")
+
+
+def segmenter_config(info: CheckpointInfo, mask_source: str | None, weights: str | None, batch: int,
+                     device: str) -> SegmenterConfig | None:
+    """How to make the masks: the checkpoint's segmenter, `weights` instead, or None (zero masks)."""
+    if info.model_name == "unet":
+        return None  # the baseline ignores the mask
+    source = mask_source or ("none" if info.mask_source == "none" else "yolo")
+    if source == "none":
+        return None
+    recorded = dict(info.segmenter or {})
+    if weights is None and not recorded:
+        raise MtDepthError(f"--weights: the checkpoint was trained with {info.mask_source!r} masks and records no "
+                           f"segmenter; give segmenter weights or --mask-source none")
+    recorded["classes"] = tuple(recorded.get("classes", ()))
+    if weights is not None:
+        recorded["weights"] = weights
+    return SegmenterConfig(**recorded, batch=batch, device=device)
+
+
+def drop_far(sparse: np.ndarray, max_depth: float) -> tuple[np.ndarray, int]:
+    """The sparse map with samples beyond `max_depth` removed, and how many there were."""
+    far = sparse > max_depth
+    count = int(far.sum())
+    return (np.where(far, np.float32(0), sparse) if count else sparse), count
+
+
+def net_size(frame: Frame, info: CheckpointInfo, size: str) -> tuple[int, int]:
+    """(height, width) the net completes `frame` at."""
+    return (info.height, info.width) if size == "trained" else frame.rgb.shape[:2]
+
+
+def to_net(frame: Frame, info: CheckpointInfo, size: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """RGB uint8 and sparse metres at the net's size (far samples dropped), and the number dropped."""
+    height, width = net_size(frame, info, size)
+    sparse, dropped = drop_far(frame.sparse, info.max_depth)
+    return resize_area(frame.rgb, height, width), resize_nearest(sparse, height, width), dropped
+
+
+def from_net(depth: np.ndarray, height: int, width: int, max_depth: float) -> np.ndarray:
+    """A (h, w) dense map resized bilinearly to (height, width), clipped to [1/256, max_depth] m."""
+    if depth.shape != (height, width):
+        resized = F.interpolate(torch.from_numpy(depth)[None, None], size=(height, width), mode="bilinear",
+                                align_corners=False)
+        depth = resized[0, 0].numpy()
+    return np.clip(depth, MIN_DEPTH_M, max_depth).astype(np.float32)
+
+
+def complete(net: DepthNet, frames: list[Frame], size: str = "trained",
+             masks: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+             keep_sparse: bool = False) -> list[tuple[np.ndarray, int]]:
+    """Dense depth (H, W) float32 metres at each frame's own size, and its count of dropped far samples.
+
+    `masks` maps the net-size RGB images to 0/1 masks (the segmenter); None feeds zero masks.
+    Frames that reach the net at the same size run as one batch.
+    """
+    info = net.info
+    prepared = [to_net(frame, info, size) for frame in frames]
+    images = [rgb for rgb, _, _ in prepared]
+    maps = masks(images) if masks is not None and net.uses_mask else [np.zeros(i.shape[:2], np.uint8) for i in images]
+    results: list[np.ndarray | None] = [None] * len(frames)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        by_size.setdefault(image.shape[:2], []).append(i)
+    for members in by_size.values():
+        inputs = {
+            "rgb": np.stack([images[i].transpose(2, 0, 1) for i in members]).astype(np.float32) / np.float32(255),
+            "sparse": np.stack([prepared[i][1][None] for i in members]).astype(np.float32),
+            "mask": np.stack([maps[i][None] for i in members]).astype(np.float32),
+        }
+        for i, depth in zip(members, net(inputs)):
+            results[i] = depth[0]
+    completed = []
+    for frame, depth, (_, _, dropped) in zip(frames, results, prepared):
+        dense = from_net(depth, *frame.rgb.shape[:2], info.max_depth)
+        if keep_sparse:
+            dense = np.where(frame.sparse > 0, frame.sparse, dense)
+        completed.append((dense, dropped))
+    return completed
+
+
+def frame_from_files(name: str, image: Path, sparse: Path) -> Frame:
+    """Read one pair; MtDepthError naming the file if either is bad or their sizes differ."""
+    rgb = read_image(image)
+    depth = read_sparse(sparse)
+    if depth.shape != rgb.shape[:2]:
+        raise MtDepthError(f"{sparse}: size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
+                           f"{rgb.shape[1]}x{rgb.shape[0]} ({image})")
+    return Frame(name, rgb, depth)

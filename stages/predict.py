@@ -1,0 +1,144 @@
+"""`mtdepth predict`: dense depth for a user's own RGB + sparse depth frames (KITTI layout), any size.
+
+Writes, per frame NAME, each file atomically (temporary file, then rename):
+    OUT/NAME.png           dense depth, KITTI 16-bit PNG (value / 256 = metres), the input's size
+    OUT/NAME_preview.png   colour-mapped depth, one colour map and range (0..max_depth) for every frame
+    OUT/NAME.npy           float32 metres (--npy)
+    OUT/NAME.ply           coloured point cloud (--ply)
+A bad file is reported by name and the other frames still complete; the command then exits 2
+listing the frames that failed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mtdepth.errors import MtDepthError
+from mtdepth.pipeline import kitti_io
+from mtdepth.pipeline.kitti_io import atomic_write
+from mtdepth.stages.progress import progress_bar
+
+COLOUR_MAP = "turbo_r"  # near red, far blue
+PREVIEW_DPI = 100  # one preview pixel per depth pixel
+BAR_INCHES = 0.7  # the scale bar strip below the map
+
+
+def write_preview(path: Path, depth, max_depth: float) -> None:
+    """The depth map colour-mapped over 0..max_depth with a scale bar in metres, as PNG (Agg, no pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    height, width = depth.shape
+    total = height / PREVIEW_DPI + BAR_INCHES
+    bar_share = BAR_INCHES / total
+    figure = Figure(figsize=(width / PREVIEW_DPI, total), dpi=PREVIEW_DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0.0, bar_share, 1.0, 1.0 - bar_share))
+    axes.set_axis_off()
+    shown = axes.imshow(depth, cmap=COLOUR_MAP, vmin=0.0, vmax=max_depth, interpolation="nearest", aspect="auto")
+    bar = figure.add_axes((0.1, 0.6 * bar_share, 0.8, 0.15 * bar_share))
+    figure.colorbar(shown, cax=bar, orientation="horizontal").set_label("depth (m)", fontsize=8)
+    bar.tick_params(labelsize=7)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+
+
+def _intrinsics_for(pairs, flags):
+    """Name -> (fx, fy, cx, cy) for --ply: the flags for every frame, else each frame's intrinsics file."""
+    if any(v is not None for v in flags) and any(v is None for v in flags):
+        raise MtDepthError("--fx --fy --cx --cy: give all four or none")
+    if flags[0] is not None:
+        return {pair.name: tuple(flags) for pair in pairs}
+    missing = [pair.image for pair in pairs if pair.intrinsics is None]
+    if missing:
+        raise MtDepthError(f"{missing[0]}: --ply needs intrinsics/{missing[0].stem}.txt or --fx --fy --cx --cy")
+    return {pair.name: kitti_io.read_intrinsics(pair.intrinsics) for pair in pairs}
+
+
+def _segmenter(net, mask_source, weights, batch, device):
+    """The frozen segmenter the masks come from (None: zero masks), warning if its weights are not the trained ones."""
+    from mtdepth.pipeline.inference import segmenter_config
+    from mtdepth.pipeline.segmenter import Segmenter
+
+    config = segmenter_config(net.info, mask_source, weights, batch, device)
+    if config is None:
+        return None
+    segmenter = Segmenter(config)
+    trained = (net.info.store_provenance or {}).get("mask/yolo", {}).get("weights_sha256")
+    if trained and trained != segmenter.sha256:
+        click.echo(f"mtdepth: warning: {config.weights}: not the segmenter the model was trained with "
+                   f"(sha256 {segmenter.sha256[:12]} vs {trained[:12]})", err=True)
+    return segmenter
+
+
+@click.command("predict")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="Trained .pt, or an .onnx from `mtdepth export`.")
+@click.option("--input", "input_dir", type=click.Path(path_type=Path), help="Folder: image/ + sparse/ (or velodyne_raw/) [+ intrinsics/].")
+@click.option("--image", type=click.Path(path_type=Path), help="One RGB image (with --sparse) instead of --input.")
+@click.option("--sparse", type=click.Path(path_type=Path), help="Its sparse depth: KITTI 16-bit PNG or float .npy metres.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--size", type=click.Choice(["trained", "native"]), default="trained", show_default=True,
+              help="Complete at the training resolution and resize back, or at each frame's own size.")
+@click.option("--mask-source", type=click.Choice(["yolo", "none"]), help="Masks from the segmenter or none (zeros). [checkpoint's]")
+@click.option("--weights", help="Segmenter weights (.pt/.onnx) instead of the checkpoint's.")
+@click.option("--keep-sparse", is_flag=True, help="Write the measured depth back where the input had a sample.")
+@click.option("--npy", is_flag=True, help="Also write NAME.npy (float32 metres).")
+@click.option("--ply", is_flag=True, help="Also write NAME.ply, a coloured point cloud (needs intrinsics).")
+@click.option("--fx", type=float, help="Focal length x (pixels) for --ply, instead of intrinsics/NAME.txt.")
+@click.option("--fy", type=float, help="Focal length y (pixels).")
+@click.option("--cx", type=float, help="Principal point x (pixels).")
+@click.option("--cy", type=float, help="Principal point y (pixels).")
+@click.option("--preview/--no-preview", default=True, show_default=True, help="Write NAME_preview.png.")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per batch.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda:0 ...")
+def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weights, keep_sparse, npy, ply,
+            fx, fy, cx, cy, preview, batch, device):
+    """Complete sparse depth for your own frames; writes KITTI depth PNGs at each input's size."""
+    from mtdepth.pipeline.inference import complete, frame_from_files, load_net
+    from mtdepth.pipeline.pointcloud import back_project, write_ply
+
+    if (input_dir is None) == (image is None and sparse is None) or (image is None) != (sparse is None):
+        raise MtDepthError("--input: give a folder with --input, or one pair with --image and --sparse")
+    pairs = kitti_io.discover((input_dir,) if input_dir else (image, sparse))
+    intrinsics = _intrinsics_for(pairs, (fx, fy, cx, cy)) if ply else {}
+    net = load_net(checkpoint, device)
+    segmenter = _segmenter(net, mask_source, weights, batch, device)
+    max_depth = net.info.max_depth
+    out.mkdir(parents=True, exist_ok=True)
+    failures: dict[str, str] = {}
+
+    def fail(name: str, exc: MtDepthError) -> None:
+        failures[name] = str(exc)
+        bar.write(f"mtdepth: error: {exc}", file=click.get_text_stream("stderr"))
+
+    with progress_bar(total=len(pairs), desc="predict", unit="frame") as bar:
+        for start in range(0, len(pairs), batch):
+            frames = []
+            for pair in pairs[start:start + batch]:
+                try:
+                    frames.append(frame_from_files(pair.name, pair.image, pair.sparse))
+                except MtDepthError as exc:
+                    fail(pair.name, exc)
+                    bar.update()
+            masks = segmenter.predict_batch if segmenter else None
+            for frame, (dense, dropped) in zip(frames, complete(net, frames, size, masks, keep_sparse)):
+                if dropped:
+                    bar.write(f"mtdepth: warning: {frame.name}: {dropped} sparse samples beyond max_depth "
+                              f"{max_depth:g} m left out of the net's input", file=click.get_text_stream("stderr"))
+                try:
+                    kitti_io.write_depth_png(out / f"{frame.name}.png", dense)
+                    if preview:
+                        write_preview(out / f"{frame.name}_preview.png", dense, max_depth)
+                    if npy:
+                        kitti_io.write_npy(out / f"{frame.name}.npy", dense)
+                    if ply:
+                        write_ply(out / f"{frame.name}.ply", back_project(dense, frame.rgb, intrinsics[frame.name]))
+                except MtDepthError as exc:
+                    fail(frame.name, exc)
+                bar.update()
+    done = len(pairs) - len(failures)
+    click.echo(f"predict: {done} of {len(pairs)} frames -> {out} ({net.backend}, size {size}, "
+               f"masks {'yolo' if segmenter else 'none'})")
+    if failures:
+        raise MtDepthError(f"{len(failures)} of {len(pairs)} frames failed: {', '.join(sorted(failures))}")
