@@ -17,6 +17,8 @@ COMMANDS = {
     "segment": ("mtdepth.stages.segment:segment", "Stage one: frozen YOLO11-seg masks, sparse depth, RGB, GT into a Zarr store."),
     "cache": ("mtdepth.stages.cache_cmd:cache", "Inspect and verify a stage-one store."),
     "dataset": ("mtdepth.stages.dataset_cmd:dataset", "Index a Virtual KITTI 2 layout tree and check its files."),
+    "predict": ("mtdepth.stages.predict:predict", "Dense depth for your own RGB + sparse frames (KITTI layout), any size."),
+    "export": ("mtdepth.stages.export:export", "Export the depth network to ONNX, checked against torch."),
     "train": ("mtdepth.stages.train:train", "Stage two: train MT-Depth or the U-Net baseline from the store alone."),
 }
 
