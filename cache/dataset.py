@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mtdepth.cache.schema import SPLIT_CODES, mask_array
-from mtdepth.cache.store import CORE_ARRAYS, StoreReader, open_store, shard_bounds, whole_shard_codecs
+from mtdepth.cache.store import CORE_ARRAYS, StoreReader, open_store, read_frames, shard_bounds, whole_shard_codecs
 from mtdepth.errors import MtDepthError
 
 SPLITS = (*SPLIT_CODES, "all")
@@ -117,7 +117,7 @@ class CachedDepthDataset(Dataset):
             return self._shards[shard]
         start, stop = shard_bounds(shard, self.n_frames, self.shard_frames)
         with whole_shard_codecs(stop - start):
-            self._shards[shard] = {name: array[start:stop] for name, array in arrays.items()}
+            self._shards[shard] = {name: read_frames(self.url, name, array, start, stop) for name, array in arrays.items()}
         if len(self._shards) > CACHED_SHARDS:
             self._shards.popitem(last=False)
         return self._shards[shard]

@@ -43,7 +43,7 @@ class FrameTable:
         return len(self.index)
 
     def _columns_as_json(self, columns: tuple[str, ...]) -> dict[str, list]:
-        return {column: [_plain(v) for v in getattr(self, column)] for column in columns}
+        return {column: [plain_value(v) for v in getattr(self, column)] for column in columns}
 
     def rows_fingerprint(self) -> str:
         """sha256 of the frames' origin (scene, condition, camera, index), not the split."""
@@ -64,9 +64,9 @@ class FrameTable:
     @classmethod
     def from_arrays(cls, columns: dict[str, np.ndarray]) -> FrameTable:
         """Rebuild from the store's column arrays (plain Python values inside)."""
-        return cls(**{column: tuple(_plain(v) for v in columns[column]) for column in FRAME_COLUMNS})
+        return cls(**{column: tuple(plain_value(v) for v in columns[column]) for column in FRAME_COLUMNS})
 
 
-def _plain(value: object) -> str | int:
+def plain_value(value: object) -> str | int:
     """numpy scalars as Python str / int, so JSON and equality behave."""
     return value.item() if isinstance(value, np.generic) else value

@@ -6,11 +6,15 @@
 - any other `protocol://...` (memory://, s3://, gs://, ...): zarr FsspecStore; a
   memory:// store lives in its process (and in forked DataLoader workers).
 
-A location that is an existing file is refused with MtDepthError naming it.
+A location that is an existing file, or lies under one, is refused with MtDepthError naming
+it; `filesystem_error` turns an OSError met while writing into one line naming the path
+and what to do.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +48,11 @@ class Location:
         location = cls(text, protocol, str(Path(path).expanduser()) if protocol in LOCAL_PROTOCOLS else path)
         if location.filesystem().isfile(location.path):
             raise MtDepthError(f"{text}: is a file, not a store folder")
+        if location.is_local:
+            blocker = _file_above(Path(location.path))
+            if blocker is not None:
+                raise MtDepthError(f"{text}: {blocker} is a file, so no store folder can be made under it; "
+                                   "choose another store path")
         return location
 
     @property
@@ -82,6 +91,32 @@ class Location:
                     os.unlink(os.path.join(folder, name))
 
 
+def _file_above(path: Path) -> Path | None:
+    """The nearest existing ancestor of `path` if it is not a folder, else None."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+_ADVICE = {
+    errno.EACCES: "make it writable or choose another location",
+    errno.EPERM: "make it writable or choose another location",
+    errno.EROFS: "the file system is read-only; choose another location",
+    errno.ENOSPC: "the disk is full; free space and rerun (the run resumes where it stopped)",
+    errno.EDQUOT: "the disk quota is exhausted; free space and rerun (the run resumes where it stopped)",
+    errno.ENOTDIR: "a part of the path is a file; choose another location",
+}
+
+
+def filesystem_error(exc: OSError, fallback: str) -> MtDepthError:
+    """One line for an OSError met writing: the path (or `fallback`), the reason, what to do."""
+    where = exc.filename or fallback
+    reason = exc.strerror or type(exc).__name__
+    advice = _ADVICE.get(exc.errno, "check the path and rerun")
+    return MtDepthError(f"{where}: {reason}; {advice}")
+
+
 def key_exists(store: Store, key: str) -> bool:
     """Whether `key` is in `store` (synchronous)."""
     return sync(store.exists(key))
@@ -90,3 +125,33 @@ def key_exists(store: Store, key: str) -> bool:
 def delete_key(store: Store, key: str) -> None:
     """Remove `key` from `store` if present (synchronous)."""
     sync(store.delete(key))
+
+
+def key_sizes(store: Store, keys: list[str]) -> list[int | None]:
+    """Stored size in bytes of each key, None where it is missing (one concurrent round)."""
+
+    async def sizes() -> list[int | None]:
+        found = await asyncio.gather(*(store.getsize(key) for key in keys), return_exceptions=True)
+        return [None if isinstance(size, (FileNotFoundError, KeyError)) else _raise_other(size) for size in found]
+
+    return sync(sizes())
+
+
+def _raise_other(size: int | BaseException) -> int:
+    if isinstance(size, BaseException):
+        raise size
+    return size
+
+
+def children(store: Store, prefix: str) -> list[str]:
+    """Names directly under `prefix` (files and folders)."""
+
+    async def listing() -> list[str]:
+        return [name async for name in store.list_dir(prefix)]
+
+    return sorted(sync(listing()))
+
+
+def delete_tree(store: Store, prefix: str) -> None:
+    """Remove every key under `prefix` (synchronous)."""
+    sync(store.delete_dir(prefix))

@@ -8,11 +8,11 @@ Layout (N frames of H x W; row i of every array is frame i):
     rgb                                              uint8   (N, H, W, 3)
     depth, sparse                                    uint16  (N, H, W)  attr `scale` metres/unit, 0 = none
     mask/yolo, mask/gt                               uint8   (N, H, W)  0/1 merged foreground
-    _progress/<array>                                uint8   (n_shards,)  1 = shard written
 
-Frame arrays are one chunk each. Data arrays hold one frame per chunk and `shard_frames`
-frames per shard (one file per shard). Every data chunk ends with a crc32c checksum, so a
-flipped byte is an error on read, never silently wrong pixels.
+Each data array is a group holding its committed version (cache/layout.py: copy-on-write,
+the group's attributes are the commit record). Frame arrays are one chunk each. Data arrays hold one frame per chunk and `shard_frames`
+frames per shard (one file per shard). Every chunk, frame columns included, ends with a
+crc32c checksum, so a flipped byte is an error on read, never silently wrong pixels.
 
 Codecs were chosen by `python -m bench.bench_store --repeats 5`: 64 frames at 256x512 in
 one shard, zarr in memory, one codec thread, best of 5; ratio = raw / stored, MB/s of raw
@@ -59,7 +59,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from mtdepth.errors import MtDepthError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: copy-on-write versions, commit records, checksummed frame columns
 
 DEPTH_METRES_PER_UNIT = 0.01  # the source's centimetres; uint16 reaches 655.35 m
 RGB_CHANNELS = 3
@@ -100,6 +100,7 @@ class ArraySpec:
 RGB_COMPRESSORS = (BloscCodec(cname="zstd", clevel=3, shuffle="noshuffle"), Crc32cCodec())
 DEPTH_COMPRESSORS = (ZstdCodec(level=3), Crc32cCodec())  # depth and sparse: shuffle measured worse
 MASK_COMPRESSORS = (BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"), Crc32cCodec())
+FRAME_COMPRESSORS = (ZstdCodec(level=3), Crc32cCodec())
 
 _DEPTH_ATTRS = {"scale": DEPTH_METRES_PER_UNIT, "units": "metres per unit; 0 = invalid"}
 

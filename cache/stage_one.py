@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +20,7 @@ from pathlib import Path
 import dask
 import numpy as np
 
-from mtdepth.cache.fingerprint import canonical, fingerprint
+from mtdepth.cache.location import filesystem_error
 from mtdepth.cache.store import FrameTable, open_for_write, open_store
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Params
@@ -88,7 +89,7 @@ class ShardDecoder:
 
             try:
                 self._client = Client(scheduler, timeout="10s")
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError, TypeError) as exc:
                 raise MtDepthError(f"--scheduler {scheduler}: cannot reach the dask scheduler ({exc})") from None
         self._thread = ThreadPoolExecutor(max_workers=1)
 
@@ -127,6 +128,10 @@ class _NoProgress:
 def frame_table(refs: Sequence[FrameRef], params: Params) -> FrameTable:
     """The store's frame axis: where each frame came from and its train/val side."""
     store = params.store
+    scenes = sorted({r.scene for r in refs})
+    if store.split == "scene" and store.val_fraction > 0 and len(scenes) < 2:
+        raise MtDepthError(f"store.split: 'scene' needs at least two scenes, the selection has only {scenes[0]}; "
+                           "select more scenes or use split: random")
     if store.split == "scene":
         split = scene_split([r.scene for r in refs], store.val_fraction, params.seed)
     else:
@@ -149,7 +154,11 @@ def files_digest(paths: Sequence[Path], root: Path) -> str:
     digest = hashlib.sha256()
     for path in paths:
         relative = Path(os.path.relpath(path, root)).as_posix()
-        digest.update(f"{relative}:{os.stat(path).st_size}\n".encode())
+        try:
+            size = os.stat(path).st_size
+        except OSError as exc:  # dangling symlink, symlink loop, permission
+            raise MtDepthError(f"{path}: cannot read ({exc.strerror}); fix or remove the file") from None
+        digest.update(f"{relative}:{size}\n".encode())
     return digest.hexdigest()
 
 
@@ -178,12 +187,44 @@ def provenances(refs: Sequence[FrameRef], params: Params, mask_sources: Sequence
 
 
 def _is_current(url: str, name: str, provenance: dict) -> bool:
-    """Whether the store at `url` already holds `name` committed with exactly `provenance`."""
+    """Whether the store at `url` already holds `name` committed, sound, with exactly `provenance`."""
     try:
-        reader = open_store(url)
-    except MtDepthError:  # no store yet (or not one): nothing is current
+        open_store(url).require(name, provenance)
+    except MtDepthError:  # no store yet, not committed, damaged or made otherwise: not current
         return False
-    return reader.is_committed(name) and reader.array(name).attrs["fingerprint"] == fingerprint(canonical(provenance))
+    return True
+
+
+def check_device(device: str) -> None:
+    """Refuse a `segmenter.device` torch cannot use on this machine (before anything is written)."""
+    if device == "auto":
+        return
+    import torch
+
+    if re.fullmatch(r"\d+(,\d+)*", device):  # ultralytics' spelling of CUDA indices
+        indices = [int(i) for i in device.split(",")]
+        kind = "cuda"
+    else:
+        try:
+            parsed = torch.device(device)
+        except (RuntimeError, ValueError):
+            raise MtDepthError(f"segmenter.device: {device!r} is not a device (auto, cpu, cuda, cuda:N, mps)") from None
+        kind, indices = parsed.type, [parsed.index or 0]
+    available = {"cpu": 1, "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+                 "mps": int(torch.backends.mps.is_available())}
+    if kind not in available:
+        raise MtDepthError(f"segmenter.device: {device!r} is not supported (auto, cpu, cuda, cuda:N, mps)")
+    if max(indices) >= available[kind]:
+        raise MtDepthError(f"segmenter.device: {device!r} asked, but this machine has {available[kind]} {kind} "
+                           "device(s); use cpu or auto")
+
+
+def check_segmenter(params: Params) -> None:
+    """Checks of the segmenter params that need no model load: weights path kind, device."""
+    weights = Path(params.segmenter.weights)
+    if weights.is_dir():
+        raise MtDepthError(f"{weights}: is a folder, not a weights file (segmenter.weights / --weights: a .pt or .onnx)")
+    check_device(params.segmenter.device)
 
 
 def segmenter_config(params: Params) -> SegmenterConfig:
@@ -193,57 +234,71 @@ def segmenter_config(params: Params) -> SegmenterConfig:
 
 
 def build(refs: Sequence[FrameRef], params: Params, url: str, *, scheduler: str | None = None,
-          decode_workers: int = 2, overwrite: bool = False,
+          decode_workers: int = 2, overwrite: bool = False, repair: bool = False,
           make_segmenter: Callable[[SegmenterConfig], Segmenter] = Segmenter,
           progress: Callable[..., ContextManager] = _NoProgress) -> dict:
     """Bring the store at `url` up to date with `refs` and `params`; return a summary.
 
     Arrays already committed with the same provenance are left alone; YOLO runs only
-    if `mask/yolo` has shards to write. `progress(total=n)` gives a context-managed bar
-    with `.update(frames)`.
+    if `mask/yolo` has shards to write. Everything that can refuse without reading every
+    frame (params, weights, device, scheduler, source file sizes) is checked before the
+    store is touched; whatever fails later leaves every committed array as it was (the
+    store writes copy-on-write). `progress(total=n)` gives a context-managed bar with
+    `.update(frames)`.
     """
     if not refs:
         raise MtDepthError(f"{params.data.root}: no frames selected")
-    wanted = provenances(refs, params, params.store.mask_sources)
-    # Everything that can refuse (weights, scheduler) is checked before the store is touched.
     yolo = MASK_PREFIX + "yolo"
+    if "yolo" in params.store.mask_sources:
+        check_segmenter(params)
+    wanted = provenances(refs, params, params.store.mask_sources)
+    frames = frame_table(refs, params)
     segmenter = None
-    if yolo in wanted and not _is_current(url, yolo, wanted[yolo]):
+    if yolo in wanted and (repair or not _is_current(url, yolo, wanted[yolo])):
         segmenter = make_segmenter(segmenter_config(params))
-    with ShardDecoder(params.data.height, params.data.width, params.data.max_depth, params.sparse.keep_prob,
-                      params.seed, decode_workers, scheduler) as decoder:
-        writer = open_for_write(url, frame_table(refs, params), params.data.height, params.data.width,
-                                params.store.shard_frames, overwrite=overwrite)
-        pending = {name: writer.pending(name, provenance) for name, provenance in wanted.items()}
-        shards = sorted({s for todo in pending.values() for s in todo})
-        summary = {"frames": len(refs), "shards": writer.n_shards,
-                   "written": sorted(n for n, t in pending.items() if t),
-                   "unchanged": sorted(n for n, t in pending.items() if not t), "segmenter_frames": 0}
-        if not shards:
-            return summary
-
-        def refs_of(shard: int) -> Sequence[FrameRef]:
-            return refs[slice(*writer.shard_bounds(shard))]
-
-        with progress(total=sum(len(refs_of(s)) for s in shards)) as bar:
-            upcoming = decoder.submit(refs_of(shards[0]))
-            for position, shard in enumerate(shards):
-                decoded = upcoming.result()
-                if position + 1 < len(shards):
-                    upcoming = decoder.submit(refs_of(shards[position + 1]))  # decode ahead while YOLO runs
-                blocks = {"rgb": decoded.rgb, "depth": decoded.depth, "sparse": decoded.sparse,
-                          MASK_PREFIX + "gt": decoded.gt}
-                for name, todo in pending.items():
-                    if shard not in todo:
-                        continue
-                    if name == yolo:
-                        block = np.stack(list(segmenter.predict(iter(decoded.rgb))))
-                        summary["segmenter_frames"] += len(block)
-                    else:
-                        block = blocks[name]
-                    writer.write_shard(name, shard, block)
-                bar.update(len(decoded.rgb))
-    for name, todo in pending.items():
-        if todo:
-            writer.commit(name)
+    try:
+        with ShardDecoder(params.data.height, params.data.width, params.data.max_depth, params.sparse.keep_prob,
+                          params.seed, decode_workers, scheduler) as decoder, \
+             open_for_write(url, frames, params.data.height, params.data.width, params.store.shard_frames,
+                            overwrite=overwrite, repair=repair) as writer:
+            pending = {name: writer.pending(name, provenance) for name, provenance in wanted.items()}
+            summary = {"frames": len(refs), "shards": writer.n_shards,
+                       "written": sorted(n for n, t in pending.items() if t.commit),
+                       "unchanged": sorted(n for n, t in pending.items() if not t.commit), "segmenter_frames": 0}
+            _write_shards(refs, writer, decoder, pending, segmenter, progress, summary)
+            for name, todo in pending.items():
+                if todo.commit:
+                    writer.commit(name)
+    except OSError as exc:
+        raise filesystem_error(exc, url) from None
     return summary
+
+
+def _write_shards(refs: Sequence[FrameRef], writer, decoder: ShardDecoder, pending: dict, segmenter: Segmenter | None,
+                  progress: Callable[..., ContextManager], summary: dict) -> None:
+    """Decode every shard some array still needs (one ahead), run YOLO where asked, write the shards in order."""
+    shards = sorted({s for todo in pending.values() for s in todo})
+    if not shards:
+        return
+
+    def refs_of(shard: int) -> Sequence[FrameRef]:
+        return refs[slice(*writer.shard_bounds(shard))]
+
+    with progress(total=sum(len(refs_of(s)) for s in shards)) as bar:
+        upcoming = decoder.submit(refs_of(shards[0]))
+        for position, shard in enumerate(shards):
+            decoded = upcoming.result()
+            if position + 1 < len(shards):
+                upcoming = decoder.submit(refs_of(shards[position + 1]))  # decode ahead while YOLO runs
+            blocks = {"rgb": decoded.rgb, "depth": decoded.depth, "sparse": decoded.sparse,
+                      MASK_PREFIX + "gt": decoded.gt}
+            for name, todo in pending.items():
+                if shard not in todo:
+                    continue
+                if name == MASK_PREFIX + "yolo":
+                    block = np.stack(list(segmenter.predict(iter(decoded.rgb))))
+                    summary["segmenter_frames"] += len(block)
+                else:
+                    block = blocks[name]
+                writer.write_shard(name, shard, block)
+            bar.update(len(decoded.rgb))

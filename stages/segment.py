@@ -10,7 +10,6 @@ from mtdepth.params import load_params, override
 from mtdepth.stages.progress import comma_list, progress_bar
 
 
-
 @click.command("segment")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help="Params file.")
 @click.option("--data", help="Dataset root (Virtual KITTI 2 layout). [data.root]")
@@ -25,8 +24,10 @@ from mtdepth.stages.progress import comma_list, progress_bar
 @click.option("--scheduler", help="dask.distributed scheduler address for decoding (default: local threads).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Local decode threads.")
 @click.option("--overwrite", is_flag=True, help="Rebuild a store made from another frame selection or size.")
+@click.option("--repair", is_flag=True, help="Also decode every committed shard and rewrite those that fail "
+              "(missing or truncated shards are always rewritten).")
 def segment(params_file, data, store, weights, keep_prob, mask_sources, split, imgsz, batch, device, scheduler,
-            workers, overwrite):
+            workers, overwrite, repair):
     """Run the frozen YOLO11-seg over every frame and cache everything stage two reads."""
     from mtdepth.cache.stage_one import build
     from mtdepth.pipeline.vkitti2 import index_frames
@@ -41,7 +42,7 @@ def segment(params_file, data, store, weights, keep_prob, mask_sources, split, i
                         first_frame=d.first_frame, last_frame=d.last_frame)
     started = time.time()
     summary = build(refs, params, params.store.path, scheduler=scheduler, decode_workers=workers,
-                    overwrite=overwrite, progress=lambda total: progress_bar(total=total, desc="segment", unit="frame"))
+                    overwrite=overwrite, repair=repair, progress=lambda total: progress_bar(total=total, desc="segment", unit="frame"))
     seconds = time.time() - started
     written = ", ".join(summary["written"]) or "nothing (store up to date)"
     click.echo(f"segment: {summary['frames']} frames -> {params.store.path}: wrote {written}; "

@@ -9,6 +9,7 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
+from mtdepth.cache.layout import shard_key
 from mtdepth.cache.store import FrameTable, open_for_write
 from mtdepth.cli import cli
 
@@ -71,16 +72,23 @@ def test_verify_ok(store):
     assert "OK (10 frames; rgb, depth, sparse, mask/yolo)" in result.output
 
 
+def shard_file(store, name: str, shard: int):
+    """The file of shard `shard` of the committed version of `name`."""
+    group = zarr.open_group(str(store), mode="r")[name]
+    return store / shard_key(group[group.attrs["version"]], shard)
+
+
 def test_verify_finds_a_deleted_shard_file(store):
-    (store / "depth" / "c" / "1" / "0" / "0").unlink()
+    shard_file(store, "depth", 1).unlink()
     result = run_cli("cache", "verify", str(store))
     assert result.exit_code == 2
-    assert "array 'depth' shard 1 (frames 4-7): shard file depth/c/1/0/0 missing" in result.output
+    version = zarr.open_group(str(store), mode="r")["depth"].attrs["version"]
+    assert f"array 'depth' shard 1 (frames 4-7): shard file depth/{version}/c/1/0/0 missing" in result.output
     assert "1 problem(s) found" in result.output
 
 
 def test_verify_finds_a_corrupted_shard(store):
-    shard = store / "rgb" / "c" / "2" / "0" / "0" / "0"
+    shard = shard_file(store, "rgb", 2)
     raw = bytearray(shard.read_bytes())
     raw[len(raw) // 3] ^= 0xFF
     shard.write_bytes(bytes(raw))
@@ -90,7 +98,7 @@ def test_verify_finds_a_corrupted_shard(store):
 
 
 def test_verify_finds_a_tampered_provenance(store):
-    zarr.open_array(str(store / "sparse"), mode="r+").attrs["provenance"] = {"keep_prob": 0.5}
+    zarr.open_group(str(store / "sparse"), mode="r+").attrs["provenance"] = {"keep_prob": 0.5}
     result = run_cli("cache", "verify", str(store))
     assert result.exit_code == 2
     assert "array 'sparse': fingerprint is not the hash of its provenance" in result.output

@@ -137,7 +137,7 @@ def _kill_when(store: Path, process: subprocess.Popen, timeout: float = 120.0) -
     """SIGKILL `process` as soon as the first YOLO mask shard is on disk."""
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
-        if (store / "mask" / "yolo" / "c").exists() and any((store / "mask" / "yolo" / "c").rglob("*")):
+        if any((store / "mask" / "yolo").glob("v-*/c/*")):
             process.send_signal(signal.SIGKILL)
             process.wait()
             return
