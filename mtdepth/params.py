@@ -313,8 +313,14 @@ def load_params(path: str | Path | None = "params.yaml") -> Params:
         if str(path) == "params.yaml":
             return Params()
         raise MtDepthError(f"{path}: params file not found")
+    if path.is_dir():
+        raise MtDepthError(f"{path}: is a folder, not a params file (--params wants a YAML file)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MtDepthError(f"{path}: not a UTF-8 text file (byte {exc.start}); --params wants a YAML file") from None
+    except OSError as exc:
+        raise MtDepthError(f"{path}: cannot read the params file ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise MtDepthError(f"{path}: not valid YAML ({first})") from None
