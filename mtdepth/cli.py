@@ -19,6 +19,7 @@ COMMANDS = {
     "dataset": ("mtdepth.stages.dataset_cmd:dataset", "Index a Virtual KITTI 2 layout tree and check its files."),
     "predict": ("mtdepth.stages.predict:predict", "Dense depth for your own RGB + sparse frames (KITTI layout), any size."),
     "export": ("mtdepth.stages.export:export", "Export the depth network to ONNX, checked against torch."),
+    "evaluate": ("mtdepth.stages.evaluate:evaluate", "Score a checkpoint or a classical baseline: KITTI metrics per region, panels."),
     "train": ("mtdepth.stages.train:train", "Stage two: train MT-Depth or the U-Net baseline from the store alone."),
 }
 
@@ -45,6 +46,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except MtDepthError as exc:
             click.echo(f"mtdepth: error: {exc}", err=True)
+            ctx.exit(2)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # click's own option errors, as one line like the project's
+            where = exc.ctx.command_path if exc.ctx else ctx.command_path
+            click.echo(f"mtdepth: error: {exc.format_message()} (see '{where} --help')", err=True)
             ctx.exit(2)
 
 
