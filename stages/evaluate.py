@@ -1,0 +1,223 @@
+"""`mtdepth evaluate`: a checkpoint or a classical baseline scored on a store split, one evaluator for all.
+
+    mtdepth evaluate --store S --checkpoint runs/mtdepth/best.pt --out runs/eval/mtdepth
+    mtdepth evaluate --store S --baseline nearest --out runs/eval/nearest
+
+Writes, all or nothing (built in a temporary folder beside DIR, then renamed over it):
+    DIR/metrics.json    the KITTI metric set per output (init, final; a baseline has final only) and
+                        pixel group (all, object, boundary, background, distance bins), pooled over
+                        all pixels and per frame then averaged
+    DIR/per_frame.csv   one row per frame (for `dvc plots`)
+    DIR/panels/*.png    Figure-2 panels of the frames `evaluate.panel_frames` names
+Everything is checked before any frame is read: the checkpoint, the store against what the
+checkpoint was trained on (geometry, provenance, mask source), the split, --out.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from mtdepth.cache.dataset import CachedDepthDataset
+from mtdepth.cache.store import open_store
+from mtdepth.errors import MtDepthError
+from mtdepth.params import Params, load_params, override
+from mtdepth.pipeline.baselines import BASELINES, IPBasicConfig, baseline
+from mtdepth.pipeline.checkpoint import model_from_checkpoint
+from mtdepth.pipeline.evaluation import AVERAGES, EvalSettings, Evaluation, evaluate_batches
+from mtdepth.pipeline.panels import PanelFrame, PanelStyle, render_panel
+from mtdepth.pipeline.segmenter import resolve_device
+from mtdepth.stages.progress import progress_bar
+
+
+@dataclass
+class Source:
+    """What is scored: its outputs, how it predicts a batch, and what it needs from the store."""
+
+    label: str  # for metrics.json and panel titles
+    outputs: tuple[str, ...]  # ("init", "final") or ("final",)
+    predict: Callable[[dict], dict]  # batch on device -> {output: (B, 1, H, W) metres}
+    mask_source: str  # the store mask the source reads ("none" for a baseline)
+    required: dict  # array -> provenance the store must have been made with
+    geometry: tuple[int, int] | None  # (H, W) it was trained at; None: any
+
+
+def checkpoint_source(path: str, device: torch.device) -> Source:
+    """A trained model from `path`; MtDepthError if it is no readable mtdepth checkpoint."""
+    model, info = model_from_checkpoint(path, device)
+    required = {name: provenance for name, provenance in info.store_provenance.items()
+                if not (info.mask_source == "none" and name.startswith("mask/"))}
+
+    def predict(batch: dict) -> dict:
+        out = model(batch["rgb"], batch["sparse"], batch["valid"], batch["mask"])
+        return {"init": out["init"], "final": out["final"]}
+
+    return Source(label=f"{info.model_name} checkpoint {path} (epoch {info.epoch}, mask {info.mask_source})",
+                  outputs=("init", "final"), predict=predict, mask_source=info.mask_source, required=required,
+                  geometry=(info.height, info.width))
+
+
+def baseline_source(name: str, params: Params) -> Source:
+    """A classical baseline (needs no learning, reads the sparse map alone)."""
+    ev = params.evaluate
+    if name == "ipbasic" and ev.ipbasic_max_depth <= params.data.max_depth:
+        raise MtDepthError(f"evaluate.ipbasic_max_depth ({ev.ipbasic_max_depth:g}) must exceed data.max_depth "
+                           f"({params.data.max_depth:g}): IP-Basic inverts depths around it")
+    fill = baseline(name, IPBasicConfig(max_depth=ev.ipbasic_max_depth, extrapolate=ev.ipbasic_extrapolate,
+                                        blur=ev.ipbasic_blur))
+    return Source(label=f"{name} baseline", outputs=("final",), predict=lambda batch: {"final": fill(batch["sparse"])},
+                  mask_source="none", required={}, geometry=None)
+
+
+def open_frames(store: str, source: Source, split: str, frames: int | None) -> tuple[CachedDepthDataset, int]:
+    """The dataset of the frames to score, refusing a store the source cannot be scored on."""
+    dataset = CachedDepthDataset(store, split=split, mask_source=source.mask_source, required=source.required)
+    if source.geometry is not None and source.geometry != (dataset.height, dataset.width):
+        h, w = source.geometry
+        raise MtDepthError(f"store {store}: frames are {dataset.height}x{dataset.width}, the checkpoint was "
+                           f"trained at {h}x{w}")
+    if not dataset.has_gt_mask:
+        raise MtDepthError(f"store {store}: has no mask/gt, which the object/boundary regions need "
+                           "(rerun stage one with store.mask_sources including gt)")
+    if len(dataset) == 0:
+        raise MtDepthError(f"store {store}: split {split!r} has no frames")
+    count = len(dataset) if frames is None else min(frames, len(dataset))
+    return dataset, count
+
+
+def check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise MtDepthError(f"--out {out}: is a file, not a folder")
+
+
+@click.command("evaluate")
+@click.option("--params", "params_file", default="params.yaml", show_default=True, help="Params file.")
+@click.option("--store", help="Store folder or fsspec URL. [store.path]")
+@click.option("--checkpoint", help="A checkpoint written by `mtdepth train`.")
+@click.option("--baseline", type=click.Choice(BASELINES), help="Score a classical baseline instead.")
+@click.option("--out", required=True, help="Output folder (replaced whole when the run succeeds).")
+@click.option("--split", type=click.Choice(["val", "train", "all"]), help="Frames to score. [evaluate.split]")
+@click.option("--frames", type=int, help="Score only the first N frames of the split. [evaluate.frames]")
+@click.option("--batch", type=int, help="Frames per batch. [evaluate.batch]")
+@click.option("--workers", type=int, help="DataLoader workers. [evaluate.workers]")
+@click.option("--device", help="auto, cpu, cuda:0 ... [evaluate.device]")
+def evaluate(params_file, store, checkpoint, baseline, out, split, frames, batch, workers, device):
+    """Score a checkpoint (D_init and D_final) or a baseline: KITTI metrics per region and distance bin, panels."""
+    if (checkpoint is None) == (baseline is None):
+        raise MtDepthError("give exactly one of --checkpoint or --baseline")
+    params = load_params(params_file)
+    params = override(params, "store", path=store)
+    params = override(params, "evaluate", split=split, frames=frames, batch=batch, workers=workers, device=device)
+    ev = params.evaluate
+    out = Path(out)
+    check_out(out)
+    torch_device = torch.device(resolve_device(ev.device))
+    source = checkpoint_source(checkpoint, torch_device) if checkpoint else baseline_source(baseline, params)
+    dataset, count = open_frames(params.store.path, source, ev.split, ev.frames)
+    result = score(dataset, count, source, params, torch_device)
+    write_atomically(out, lambda folder: write_outputs(folder, result, source, params))
+    for line in summary_lines(result, source):
+        click.echo(line)
+
+
+def score(dataset: CachedDepthDataset, count: int, source: Source, params: Params, device: torch.device) -> Evaluation:
+    """Run the evaluator over the first `count` frames of `dataset`, in order, with a progress bar."""
+    ev = params.evaluate
+    loader = DataLoader(Subset(dataset, range(count)), batch_size=ev.batch, shuffle=False, num_workers=ev.workers,
+                        pin_memory=device.type == "cuda")
+    settings = EvalSettings(max_depth=params.data.max_depth, boundary_px=ev.boundary_px,
+                            distance_edges=ev.distance_bins, device=device,
+                            panel_positions=frozenset(p for p in ev.panel_frames if p < count))
+    torch.backends.cudnn.benchmark = False  # the same algorithms every run: deterministic
+    with progress_bar(total=count, desc="evaluate", unit="frame") as bar:
+        return evaluate_batches(loader, source.predict, source.outputs, settings, on_batch=bar.update)
+
+
+def write_outputs(folder: Path, result: Evaluation, source: Source, params: Params) -> None:
+    """metrics.json, per_frame.csv and panels/ into `folder`."""
+    ev = params.evaluate
+    frames = open_store(params.store.path).frames
+    write_json(folder / "metrics.json", {
+        "source": source.label, "store": params.store.path, "split": ev.split, "frames": result.count,
+        "max_depth_m": params.data.max_depth, "boundary_px": ev.boundary_px,
+        **{average: result.table(average) for average in AVERAGES},
+    })
+    rows = [{**_origin(frames, entry["row"]), **entry} for entry in result.frame_rows()]
+    write_csv(folder / "per_frame.csv", rows)
+    panels = folder / "panels"
+    panels.mkdir()
+    style = PanelStyle(max_depth=params.data.max_depth, cmap=ev.panel_cmap, error_max=ev.panel_error_max,
+                       dpi=ev.panel_dpi)
+    for position, images in sorted(result.panels.items()):
+        row = result.rows[position]
+        origin = _origin(frames, row)
+        own_mask = source.mask_source != "none"
+        frame = PanelFrame(
+            title=f"{source.label}\nrow {row}: {origin['scene']} {origin['condition']} frame {origin['frame']}",
+            rgb=images["rgb"].transpose(1, 2, 0), gt=images["depth"][0], sparse=images["sparse"][0],
+            mask=images["mask" if own_mask else "gt_mask"][0],
+            mask_label=f"mask ({source.mask_source}, model input)" if own_mask else "mask (gt, regions)",
+            final=images["final"], init=images.get("init"))
+        render_panel(panels / f"row{row:05d}.png", frame, style)
+
+
+def _origin(frames, row: int) -> dict:
+    """Where store row `row` came from."""
+    return {"scene": frames.scene[row], "condition": frames.condition[row], "camera": frames.camera[row],
+            "frame": frames.index[row]}
+
+
+def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
+    """Build the output folder beside `out`, then put it in place of `out` (never half-written)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    try:
+        write(temporary)
+        check_out(out)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(temporary, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(temporary, out)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def summary_lines(result: Evaluation, source: Source) -> list[str]:
+    """Overall pooled RMSE/MAE of each output, for the terminal."""
+    lines = [f"evaluate: {source.label}: {result.count} frames"]
+    tables = {average: result.table(average) for average in AVERAGES}
+    for output in source.outputs:
+        overall = tables["pooled"][output]["all"]
+        lines.append(f"  {output}: RMSE {_mm(overall['rmse_mm'])} mm, MAE {_mm(overall['mae_mm'])} mm (pooled), "
+                     f"RMSE {_mm(tables['frame_mean'][output]['all']['rmse_mm'])} mm (per-frame mean)")
+    return lines
+
+
+def _mm(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:,.0f}"
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
