@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,16 +309,25 @@ def _check_size(path: Path, array: np.ndarray, rgb: np.ndarray, rgb_path: Path) 
         )
 
 
+def _read(reader: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
+    """`reader(path)`, with an image library reaching for a missing optional plugin on an
+    unreadable file (ultralytics patches PIL to try pi_heif) reported as that file's error."""
+    try:
+        return reader(path)
+    except ImportError:
+        raise MtDepthError(f"{path}: unreadable image (no decoder recognises it)") from None
+
+
 def _read_sources(ref: FrameRef) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """RGB, raw depth units and instance ids at full size, sizes checked against the RGB."""
     if ref.depth is None:
         raise MtDepthError(f"{ref.rgb}: frame {ref.key} has no depth file")
-    rgb = fmt.read_rgb(ref.rgb)
-    units = fmt.read_depth_units(ref.depth)
+    rgb = _read(fmt.read_rgb, ref.rgb)
+    units = _read(fmt.read_depth_units, ref.depth)
     _check_size(ref.depth, units, rgb, ref.rgb)
     instances = None
     if ref.instance is not None:
-        instances = fmt.read_instances(ref.instance)
+        instances = _read(fmt.read_instances, ref.instance)
         _check_size(ref.instance, instances, rgb, ref.rgb)
     return rgb, units, instances
 
