@@ -109,6 +109,8 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
     failures: dict[str, str] = {}
 
     def fail(name: str, exc: MtDepthError) -> None:
+        if len(pairs) == 1:
+            raise exc  # one frame: its error is the one line
         failures[name] = str(exc)
         bar.write(f"mtdepth: error: {exc}", file=click.get_text_stream("stderr"))
 

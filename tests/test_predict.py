@@ -1,0 +1,285 @@
+"""`mtdepth predict` end to end on tiny untrained nets: layouts, odd sizes, options, failures, bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from mtdepth.cli import cli
+from mtdepth.pipeline import kitti_io
+from mtdepth.pipeline.checkpoint import CheckpointInfo, checkpoint_state, save_checkpoint
+from mtdepth.pipeline.inference import DepthNet, Frame, complete
+from mtdepth.pipeline.models import MTDepth, UNetBaseline
+
+TINY = {"channels": (4, 8), "attention_size": (4, 8), "fusion_channels": 8, "head_channels": 4}
+TRAINED_SIZE = (32, 64)
+ODD_SIZES = [(375, 1242), (203, 377), (480, 640)]
+K_LINE = "721.5377 0 609.5593 0 721.5377 172.854 0 0 1\n"
+
+
+def make_checkpoint(path, model="mtdepth", mask_source="none", segmenter=None):
+    """A checkpoint of an untrained tiny net, trained size 32x64."""
+    torch.manual_seed(0)
+    net = MTDepth(**TINY) if model == "mtdepth" else UNetBaseline(channels=(4, 8))
+    info = CheckpointInfo(model_config=net.config, mask_source=mask_source, height=TRAINED_SIZE[0],
+                          width=TRAINED_SIZE[1], max_depth=80.0, store_url="memory://test", store_provenance={},
+                          segmenter=segmenter)
+    save_checkpoint(path, checkpoint_state(net, info))
+    return path
+
+
+def write_frame(root, name, height, width, sparse_folder="sparse", seed=0, suffix=".png"):
+    """image/NAME.png and SPARSE/NAME.png|npy: noise RGB, 5% samples in 1..70 m; returns the sparse metres."""
+    rng = np.random.default_rng(seed)
+    (root / "image").mkdir(parents=True, exist_ok=True)
+    (root / sparse_folder).mkdir(exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(root / "image" / f"{name}.png")
+    metres = ((rng.random((height, width)) < 0.05) * rng.uniform(1, 70, (height, width))).astype(np.float32)
+    if suffix == ".npy":
+        np.save(root / sparse_folder / f"{name}.npy", metres)
+    else:
+        kitti_io.write_depth_png(root / sparse_folder / f"{name}.png", metres)
+    return kitti_io.decode_depth(kitti_io.encode_depth(metres)) if suffix == ".png" else metres
+
+
+def run(*args):
+    """Invoke the real CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def errors(result):
+    return [line for line in result.stderr.splitlines() if line.startswith("mtdepth: error:")]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def odd_folder(tmp_path_factory):
+    """KITTI's velodyne_raw layout with intrinsics, three frames of sizes unlike the training size."""
+    root = tmp_path_factory.mktemp("kitti")
+    sparse = {}
+    for i, (height, width) in enumerate(ODD_SIZES):
+        name = f"frame{i}"
+        sparse[name] = write_frame(root, name, height, width, "velodyne_raw", seed=i)
+        (root / "intrinsics").mkdir(exist_ok=True)
+        (root / "intrinsics" / f"{name}.txt").write_text(K_LINE)
+    return root, sparse
+
+
+@pytest.mark.parametrize("size", ["trained", "native"])
+def test_odd_sizes_give_dense_outputs_of_each_input_size(tiny, odd_folder, tmp_path, size):
+    root, sparse = odd_folder
+    out = tmp_path / "out"
+    result = run("predict", "--checkpoint", tiny, "--input", root, "--out", out, "--size", size, "--npy", "--ply",
+                 "--keep-sparse")
+    assert result.exit_code == 0, result.output
+    for name, measured in sparse.items():
+        dense = kitti_io.read_depth_png(out / f"{name}.png")
+        assert dense.shape == measured.shape and (dense > 0).all()
+        assert np.abs(np.load(out / f"{name}.npy") - dense).max() <= 1 / 512 + 1e-5
+        has = measured > 0
+        assert np.abs(dense[has] - measured[has]).max() <= 1 / 512 + 1e-5  # --keep-sparse
+        with Image.open(out / f"{name}_preview.png") as preview:
+            assert preview.width == measured.shape[1]
+        assert f"element vertex {measured.size}".encode() in (out / f"{name}.ply").read_bytes()[:400]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_single_pair_npy_without_keep_sparse(tiny, tmp_path):
+    measured = write_frame(tmp_path / "in", "pair", 203, 377, suffix=".npy")
+    out = tmp_path / "out"
+    result = run("predict", "--checkpoint", tiny, "--image", tmp_path / "in/image/pair.png",
+                 "--sparse", tmp_path / "in/sparse/pair.npy", "--out", out, "--no-preview",
+                 "--ply", "--fx", 300, "--fy", 300, "--cx", 188, "--cy", 101)
+    assert result.exit_code == 0, result.output
+    dense = kitti_io.read_depth_png(out / "pair.png")
+    assert dense.shape == (203, 377)
+    assert np.abs(dense - measured)[measured > 0].max() > 1.0  # the net's output, not the samples
+    assert sorted(p.name for p in out.iterdir()) == ["pair.ply", "pair.png"]
+
+
+def test_unet_checkpoint(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "unet.pt", model="unet", mask_source="none")
+    write_frame(tmp_path / "in", "a", 50, 70)
+    result = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert kitti_io.read_depth_png(tmp_path / "out/a.png").shape == (50, 70)
+
+
+class Recorder:
+    """A stand-in net: records its inputs and returns 100 m everywhere."""
+
+    def __init__(self):
+        self.inputs = []
+
+    def __call__(self, inputs):
+        self.inputs.append(inputs)
+        return np.full(inputs["sparse"].shape, 100.0, np.float32)
+
+
+def _info():
+    return CheckpointInfo(model_config={"name": "mtdepth"}, mask_source="none", height=8, width=16, max_depth=80.0,
+                          store_url="", store_provenance={}, segmenter=None)
+
+
+def test_far_samples_are_dropped_from_the_input_and_output_is_clipped():
+    recorder = Recorder()
+    sparse = np.zeros((30, 40), np.float32)
+    sparse[::4, ::4] = 120.0
+    sparse[1, 1] = 10.0
+    frame = Frame("f", np.zeros((30, 40, 3), np.uint8), sparse)
+    [(dense, dropped)] = complete(DepthNet(_info(), recorder, "fake"), [frame], "trained")
+    assert dropped == int((sparse > 80).sum())
+    assert recorder.inputs[0]["sparse"].shape == (1, 1, 8, 16) and recorder.inputs[0]["sparse"].max() <= 80
+    assert dense.shape == (30, 40) and dense.max() == 80.0
+    [(kept, _)] = complete(DepthNet(_info(), recorder, "fake"), [frame], "native", keep_sparse=True)
+    assert kept[0, 0] == 120.0 and kept[1, 1] == 10.0 and kept[2, 2] == 80.0  # measured samples written back
+
+
+def test_frames_batch_by_net_size():
+    recorder = Recorder()
+    frames = [Frame(str(i), np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.float32))
+              for i, (h, w) in enumerate([(10, 20), (12, 20), (10, 20)])]
+    out = complete(DepthNet(_info(), recorder, "fake"), frames, "native",
+                   masks=lambda images: [np.ones(i.shape[:2], np.uint8) for i in images])
+    assert sorted(i["rgb"].shape[0] for i in recorder.inputs) == [1, 2]
+    assert all(i["mask"].min() == 1.0 for i in recorder.inputs)
+    assert [d.shape for d, _ in out] == [(10, 20), (12, 20), (10, 20)]
+
+
+def test_far_sample_warning_names_the_frame(tiny, tmp_path):
+    (tmp_path / "in/image").mkdir(parents=True)
+    (tmp_path / "in/sparse").mkdir()
+    Image.new("RGB", (40, 30)).save(tmp_path / "in/image/far.png")
+    kitti_io.write_depth_png(tmp_path / "in/sparse/far.png", np.full((30, 40), 90.0))
+    result = run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", tmp_path / "out", "--no-preview")
+    assert result.exit_code == 0
+    assert "far: 1200 sparse samples beyond max_depth 80 m" in result.stderr
+
+
+def test_corrupt_file_in_a_folder_fails_alone(tiny, tmp_path):
+    root = tmp_path / "in"
+    for i, name in enumerate(["a", "b", "c", "d"]):
+        write_frame(root, name, 40, 60, seed=i)
+    (root / "sparse/b.png").write_bytes((root / "sparse/b.png").read_bytes()[:60])  # truncated
+    Image.new("L", (60, 40)).save(root / "sparse/d.png")  # 8-bit
+    out = tmp_path / "out"
+    result = run("predict", "--checkpoint", tiny, "--input", root, "--out", out, "--batch", 2)
+    assert result.exit_code == 2
+    lines = errors(result)
+    assert any("sparse/b.png: unreadable" in line for line in lines)
+    assert any("sparse/d.png: sparse depth PNG must be 16-bit" in line for line in lines)
+    assert lines[-1] == "mtdepth: error: 2 of 4 frames failed: b, d"
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_preview.png", "c.png", "c_preview.png"]
+
+
+@pytest.fixture()
+def sentinel(tmp_path):
+    """An output folder holding an earlier a.png that a refused run must leave as it was."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"earlier")
+    return out
+
+
+def _refused(result, sentinel, *names):
+    assert result.exit_code == 2, result.output
+    [line] = errors(result)
+    assert all(name in line for name in names), line
+    assert "Traceback" not in result.output
+    assert [p.name for p in sentinel.iterdir()] == ["a.png"] and (sentinel / "a.png").read_bytes() == b"earlier"
+    return line
+
+
+@pytest.mark.parametrize("case", ["8-bit", "rgb", "size"])
+def test_bad_sparse_of_a_pair(tiny, tmp_path, sentinel, case):
+    write_frame(tmp_path / "in", "a", 30, 40)
+    bad = tmp_path / "in/sparse/a.png"
+    if case == "size":
+        kitti_io.write_depth_png(bad, np.ones((31, 40)))
+    else:
+        Image.new("L" if case == "8-bit" else "RGB", (40, 30)).save(bad)
+    result = run("predict", "--checkpoint", tiny, "--image", tmp_path / "in/image/a.png", "--sparse", bad,
+                 "--out", sentinel)
+    line = _refused(result, sentinel, "sparse/a.png")
+    assert ("differs from the image's 40x30" if case == "size" else "must be 16-bit grayscale") in line
+
+
+def test_name_without_partner(tiny, tmp_path, sentinel):
+    write_frame(tmp_path / "in", "a", 30, 40)
+    Image.new("RGB", (40, 30)).save(tmp_path / "in/image/lonely.png")
+    result = run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel)
+    _refused(result, sentinel, "image/lonely.png", "no sparse depth")
+
+
+def test_empty_or_missing_folder(tiny, tmp_path, sentinel):
+    (tmp_path / "in/image").mkdir(parents=True)
+    (tmp_path / "in/velodyne_raw").mkdir()
+    _refused(run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel), sentinel,
+             "no images in image/")
+    _refused(run("predict", "--checkpoint", tiny, "--input", tmp_path / "nowhere", "--out", sentinel), sentinel,
+             "nowhere: input folder not found")
+
+
+def test_checkpoint_of_another_kind(tmp_path, sentinel):
+    write_frame(tmp_path / "in", "a", 30, 40)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, other)
+    _refused(run("predict", "--checkpoint", other, "--input", tmp_path / "in", "--out", sentinel), sentinel,
+             "other.pt: not an mtdepth checkpoint")
+    (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04 truncated")
+    _refused(run("predict", "--checkpoint", tmp_path / "cut.pt", "--input", tmp_path / "in", "--out", sentinel),
+             sentinel, "cut.pt: not a readable checkpoint")
+
+
+def test_option_errors(tiny, tmp_path, sentinel):
+    write_frame(tmp_path / "in", "a", 30, 40)
+    _refused(run("predict", "--checkpoint", tiny, "--out", sentinel), sentinel, "--input")
+    _refused(run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel, "--ply"), sentinel,
+             "image/a.png: --ply needs intrinsics/a.txt")
+    _refused(run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel, "--ply", "--fx", 1),
+             sentinel, "--fx --fy --cx --cy: give all four")
+
+
+@pytest.fixture(scope="module")
+def tiny_yolo(tmp_path_factory):
+    """Untrained YOLO11n-seg weights, made offline from the model definition."""
+    from mtdepth.pipeline.segmenter import import_ultralytics
+
+    import_ultralytics()
+    from ultralytics import YOLO
+
+    path = tmp_path_factory.mktemp("yolo") / "seg.pt"
+    YOLO("yolo11n-seg.yaml").save(str(path))
+    return path
+
+
+def test_masks_from_the_checkpoints_segmenter(tiny_yolo, tmp_path):
+    segmenter = {"weights": str(tiny_yolo), "imgsz": 64, "conf": 0.25, "iou": 0.7, "classes": []}
+    checkpoint = make_checkpoint(tmp_path / "yolo.pt", mask_source="yolo", segmenter=segmenter)
+    write_frame(tmp_path / "in", "a", 203, 377)
+    result = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out",
+                 "--no-preview", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "masks yolo" in result.stdout
+    assert kitti_io.read_depth_png(tmp_path / "out/a.png").shape == (203, 377)
+    missing = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out",
+                  "--weights", tmp_path / "none.pt")
+    assert missing.exit_code == 2 and "none.pt: weights file not found" in missing.stderr
+
+
+def test_gt_mask_checkpoint_needs_weights_or_none(tiny_yolo, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "gt.pt", mask_source="gt")
+    write_frame(tmp_path / "in", "a", 30, 40)
+    refused = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out")
+    assert refused.exit_code == 2 and "--weights: the checkpoint was trained with 'gt' masks" in refused.stderr
+    for extra in (["--mask-source", "none"], ["--weights", tiny_yolo, "--device", "cpu"]):
+        result = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out",
+                     "--no-preview", *extra)
+        assert result.exit_code == 0, result.output
