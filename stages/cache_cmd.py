@@ -74,5 +74,6 @@ def verify(store: str) -> None:
     if problems:
         for problem in problems:
             click.echo(f"  {problem}")
-        raise MtDepthError(f"store {store}: {len(problems)} problem(s) found")
+        raise MtDepthError(f"store {store}: {len(problems)} problem(s) found; rerun `mtdepth segment --repair` "
+                           "with the params that made it to rewrite the damaged parts")
     click.echo(f"store {store}: OK ({len(reader.frames)} frames; {', '.join(reader.arrays())})")
