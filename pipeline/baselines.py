@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 BASELINES = ("nearest", "ipbasic")
-NEAREST_ROW_CHUNK = 16  # rows per step of nearest fill's second pass: (16, W, W) floats at a time
+NEAREST_WINDOW = 16  # nearest fill searches this many columns each side before all of them
+NEAREST_CHUNK = 4096  # pixels per step of that full search: (4096, W) floats
 EMPTY = 0.1  # IP-Basic: an inverted value below this is an empty pixel
 
 
@@ -35,23 +37,36 @@ def _nearest_in_column(has: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return nearest.clamp(0, h - 1), torch.where(missing, torch.full_like(squared, torch.inf), squared)
 
 
+def _nearest_source_column(column_sq: torch.Tensor) -> torch.Tensor:
+    """(H, W) squared distances to each column's nearest sample -> (H, W) column of the nearest sample.
+
+    Searches NEAREST_WINDOW columns each side first; a pixel whose best cost there is below
+    (NEAREST_WINDOW + 1)^2, which any farther column exceeds, is settled, the rest are searched over
+    every column. Either way the result is the full argmin (the leftmost column on a tie).
+    """
+    h, w = column_sq.shape
+    k = NEAREST_WINDOW
+    columns = torch.arange(w, device=column_sq.device)
+    offsets = torch.arange(-k, k + 1, device=column_sq.device, dtype=torch.float32).square()
+    windows = F.pad(column_sq, (k, k), value=torch.inf).unfold(1, 2 * k + 1, 1)  # (H, W, 2k + 1)
+    best, where = (windows + offsets).min(dim=2)  # first (leftmost) on a tie
+    source = where + columns - k
+    rows, cols = torch.nonzero(~(best < (k + 1) ** 2), as_tuple=True)
+    for start in range(0, rows.numel(), NEAREST_CHUNK):
+        r, c = rows[start:start + NEAREST_CHUNK], cols[start:start + NEAREST_CHUNK]
+        cost = (c.unsqueeze(1) - columns.unsqueeze(0)).float().square() + column_sq[r]  # (pixels, W)
+        source[r, c] = cost.argmin(dim=1)
+    return source
+
+
 def _nearest_fill_frame(sparse: torch.Tensor) -> torch.Tensor:
     """(H, W) -> (H, W): exact Euclidean nearest sample, in two passes (column, then row)."""
     has = sparse > 0
     if not has.any():
         return torch.zeros_like(sparse)
-    h, w = sparse.shape
     row_of, column_sq = _nearest_in_column(has)  # (H, W) each
-    columns = torch.arange(w, device=sparse.device, dtype=torch.float32)
-    across_sq = (columns.unsqueeze(1) - columns.unsqueeze(0)).square()  # (W target, W source)
-    out = torch.empty_like(sparse)
-    for start in range(0, h, NEAREST_ROW_CHUNK):
-        stop = min(start + NEAREST_ROW_CHUNK, h)
-        cost = across_sq.unsqueeze(0) + column_sq[start:stop].unsqueeze(1)  # (rows, W target, W source)
-        source_col = cost.argmin(dim=2)  # first column on a tie
-        source_row = torch.gather(row_of[start:stop], 1, source_col)
-        out[start:stop] = sparse[source_row, source_col]
-    return out
+    source_col = _nearest_source_column(column_sq)
+    return sparse[torch.gather(row_of, 1, source_col), source_col]
 
 
 def nearest_fill(sparse: torch.Tensor) -> torch.Tensor:
