@@ -98,8 +98,8 @@ def ip_basic_fill(sparse: np.ndarray, config: IPBasicConfig = IPBasicConfig()) -
     Depths are inverted (max_depth - d) so that dilation, which keeps the largest value, keeps the
     nearest surface. Pixels still empty at the end take their nearest filled value, and the result
     is clipped to the samples' range: without extrapolation the Gaussian blur mixes empty (0) pixels
-    into its neighbours, which would invert to depths beyond every sample (with it, nothing is empty
-    by then and both steps change nothing).
+    into its neighbours, which would invert to depths beyond every sample (with it, on the demo
+    store, nothing is empty by then and the clip only undoes float32 rounding, under 5 micrometres).
     """
     depth = np.asarray(sparse, dtype=np.float32)
     has = depth > EMPTY
