@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from mtdepth.cli import cli
 from mtdepth.params import SCENES
 from mtdepth.pipeline import synth
+from mtdepth.pipeline.synth import raycast
 from mtdepth.pipeline import vkitti2_format as vk
 from mtdepth.pipeline.sparse import sparsify
 from mtdepth.pipeline.vkitti2 import index_frames
@@ -222,8 +223,8 @@ def test_occlusion_does_not_depend_on_drawing_order(monkeypatch, camera, scene):
     """Boxes are z-buffered: drawing them in reverse order gives the same frame."""
     street = synth.build_street(0, scene, FRAMES)
     forward = [synth.cast_frame(street, camera, k) for k in (0, FRAMES - 1)]
-    boxes_in_view = synth._boxes_in_view
-    monkeypatch.setattr(synth, "_boxes_in_view", lambda *args: tuple(a[::-1] for a in boxes_in_view(*args)))
+    boxes_in_view = raycast._boxes_in_view
+    monkeypatch.setattr(raycast, "_boxes_in_view", lambda *args: tuple(a[::-1] for a in boxes_in_view(*args)))
     for geometry in forward:
         backward = synth.cast_frame(street, camera, geometry.index)
         np.testing.assert_array_equal(geometry.depth, backward.depth)
