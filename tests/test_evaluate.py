@@ -123,6 +123,15 @@ def test_checkpoint_end_to_end(workspace, tmp_path):
         assert image.size == panel_size(PanelStyle(max_depth=80.0, dpi=PANEL_DPI))
 
 
+def test_a_unet_without_mask_scores_init_equal_to_final(workspace, tmp_path):
+    make_checkpoint(tmp_path / "unet.pt", model=UNetBaseline(channels=(4, 8)), mask_source="none")
+    result = run(workspace, "--checkpoint", str(tmp_path / "unet.pt"), "--out", str(tmp_path / "eval"))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["pooled"]["init"] == metrics["pooled"]["final"]
+    assert "mask none" in metrics["source"]
+
+
 @pytest.mark.parametrize("name", ["nearest", "ipbasic"])
 def test_baselines_through_the_same_evaluator(workspace, tmp_path, name):
     out = tmp_path / name
@@ -201,6 +210,9 @@ def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(workspace, tmp_pa
     result = run(workspace, "--baseline", "ipbasic", "--out", str(tmp_path / "out"), "--params",
                  str(_params(tmp_path, ipbasic_max_depth=60.0)))
     assert result.exit_code == 2 and "evaluate.ipbasic_max_depth (60) must exceed data.max_depth" in result.output
+    result = run(workspace, "--baseline", "nearest", "--out", str(tmp_path / "out"), "--params",
+                 str(_params(tmp_path, distance_bins=[0.0, 40.0, 20.0])))
+    assert result.exit_code == 2 and "evaluate.distance_bins must be two or more increasing edges" in result.output
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
