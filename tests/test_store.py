@@ -330,3 +330,57 @@ def test_empty_frame_table_is_refused(tmp_path):
     with pytest.raises(MtDepthError, match="no frames"):
         open_for_write(tmp_path / "s.zarr", empty, H, W, SHARD)
     assert not os.path.exists(tmp_path / "s.zarr")
+
+
+def test_an_array_with_every_shard_written_but_no_commit_is_committed_by_the_rerun(tmp_path):
+    url, data, provs = tmp_path / "s.zarr", frame_data(), provenances()
+    with open_for_write(url, frame_table(), H, W, SHARD) as writer:
+        todo = writer.pending("depth", provs["depth"])
+        for shard in todo:
+            writer.write_shard("depth", shard, data["depth"][slice(*writer.shard_bounds(shard))])
+        # killed here: every shard is in, the commit is not
+    with open_for_write(url, frame_table(), H, W, SHARD) as writer:
+        again = writer.pending("depth", provs["depth"])
+        assert again == [] and again.commit
+        writer.commit("depth")
+        done = writer.pending("depth", provs["depth"])
+        assert done == [] and not done.commit
+    assert np.array_equal(open_store(url).array("depth")[:], data["depth"])
+
+
+def test_a_rewrite_is_copy_on_write_and_the_old_version_goes_only_after_the_commit(tmp_path):
+    url = tmp_path / "s.zarr"
+    write_all(url)
+    old_version = zarr.open_group(str(url / "sparse")).attrs["version"]
+    new = frame_data(keep_prob=0.2)["sparse"]
+    with open_for_write(url, frame_table(), H, W, SHARD) as writer:
+        for shard in writer.pending("sparse", provenances(keep_prob=0.2)["sparse"]):
+            writer.write_shard("sparse", shard, new[slice(*writer.shard_bounds(shard))])
+            reader = open_store(url)  # meanwhile readers see the committed version, whole
+            assert reader.provenance("sparse")["keep_prob"] == 0.05
+            assert np.array_equal(reader.array("sparse")[:], frame_data()["sparse"])
+        writer.commit("sparse")
+    assert np.array_equal(open_store(url).array("sparse")[:], new)
+    assert not (url / "sparse" / old_version).exists() and not (url / "_progress" / "sparse").exists()
+
+
+def test_one_writer_at_a_time_per_store_and_none_for_object_stores(tmp_path):
+    url = tmp_path / "s.zarr"
+    with open_for_write(url, frame_table(), H, W, SHARD):
+        assert (tmp_path / "s.zarr.lock").exists()
+        holder = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            import sys
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            from test_store import H, SHARD, W, frame_table
+            from mtdepth.cache.store import open_for_write
+            from mtdepth.errors import MtDepthError
+            try:
+                open_for_write({str(url)!r}, frame_table(), H, W, SHARD)
+            except MtDepthError as exc:
+                print(exc)
+            """)], capture_output=True, text=True, check=True).stdout
+        assert f"store {url}: another writer holds it (pid {os.getpid()}" in holder
+    assert not (tmp_path / "s.zarr.lock").exists()
+    memory = f"memory://mtdepth-test-{uuid.uuid4().hex}/s.zarr"
+    with open_for_write(memory, frame_table(), H, W, SHARD), open_for_write(memory, frame_table(), H, W, SHARD):
+        pass  # not locked: see the README on object stores
