@@ -138,7 +138,6 @@ def score(dataset: CachedDepthDataset, count: int, source: Source, params: Param
     settings = EvalSettings(max_depth=params.data.max_depth, boundary_px=ev.boundary_px,
                             distance_edges=ev.distance_bins, device=device,
                             panel_positions=frozenset(p for p in ev.panel_frames if p < count))
-    torch.backends.cudnn.benchmark = False  # the same algorithms every run: deterministic
     with progress_bar(total=count, desc="evaluate", unit="frame") as bar:
         return evaluate_batches(loader, source.predict, source.outputs, settings, on_batch=bar.update)
 
