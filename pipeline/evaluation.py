@@ -24,6 +24,7 @@ from mtdepth.pipeline.regions import group_masks, group_names
 
 AVERAGES = ("pooled", "frame_mean")
 PANEL_KEYS = ("rgb", "depth", "sparse", "mask", "gt_mask")
+REGION_CODES = ("background", "object", "boundary")  # the panels' region map, by code
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,15 @@ def _named(values: torch.Tensor) -> dict[str, float | None]:
     return {name: (None if math.isnan(v) else v) for name, v in zip(METRICS, values.tolist())}
 
 
+def region_codes(groups: torch.Tensor, names: list[str]) -> torch.Tensor:
+    """(G, H, W) group masks of one frame, named `names` -> (H, W) index into REGION_CODES
+    (boundary drawn over object)."""
+    codes = torch.zeros(groups.shape[1:], dtype=torch.uint8, device=groups.device)
+    for code, region in enumerate(REGION_CODES[1:], start=1):
+        codes[groups[names.index(region)]] = code
+    return codes
+
+
 @torch.inference_mode()
 def evaluate_batches(
     batches: Iterable[dict],
@@ -106,6 +116,7 @@ def evaluate_batches(
             if position in settings.panel_positions:
                 images = {k: batch[k][j].float().cpu().numpy() for k in PANEL_KEYS}
                 images.update({output: predictions[output][j, 0].float().cpu().numpy() for output in outputs})
+                images["regions"] = region_codes(groups[j], result.groups).cpu().numpy()
                 result.panels[position] = images
         on_batch(len(gt))
     result.sums = {output: torch.cat(parts) for output, parts in chunks.items()}

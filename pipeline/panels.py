@@ -1,4 +1,5 @@
-"""Figure-2 panels: one PNG per frame with RGB, mask, sparse input, GT, D_init, D_final and |error|.
+"""Figure-2 panels: one PNG per frame with RGB, mask, sparse input, GT, D_init, D_final, |error| and
+the regions the metrics score.
 
 Every depth image shares one colour map and range (0 to max_depth metres, one colour bar), and
 the error map has a fixed range (0 to error_max metres), so panels of two models compare at a
@@ -20,10 +21,12 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 FIGSIZE_IN = (12.0, 10.0)  # 4 rows x 2 columns of 2:1 frames, colour bars on the right
 ERROR_CMAP = "magma"
+REGION_COLOURS = ("dimgrey", "royalblue", "gold")  # matplotlib colour names, by region code
 INVALID_COLOUR = "black"
 
 
@@ -39,6 +42,8 @@ class PanelFrame:
     mask_label: str  # which mask it is, e.g. "mask (yolo)"
     final: np.ndarray
     init: np.ndarray | None  # None for a one-output baseline
+    regions: np.ndarray  # (H, W) index into region_names
+    region_names: tuple[str, ...]  # e.g. ("background", "object", "boundary")
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,11 @@ def render_panel(path: str | Path, frame: PanelFrame, style: PanelStyle) -> None
                                     vmax=style.error_max, interpolation="nearest")
     mean_error = float(error[valid].mean()) if valid.any() else float("nan")
     axes[3, 0].set_title(f"|D_final - GT| (mean {mean_error:.2f} m on valid pixels)")
+    regions = ListedColormap(REGION_COLOURS[:len(frame.region_names)])
+    axes[3, 1].imshow(frame.regions, cmap=regions, vmin=-0.5, vmax=len(frame.region_names) - 0.5,
+                      interpolation="nearest")
+    axes[3, 1].set_title("scored regions: " + ", ".join(
+        f"{name} {colour}" for name, colour in zip(frame.region_names, REGION_COLOURS)), fontsize="small")
     for ax in axes.ravel():
         ax.set_axis_off()
     fig.colorbar(depth_image, ax=axes[1:3, :].ravel().tolist(), label="depth (m)", fraction=0.04)

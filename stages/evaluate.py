@@ -34,7 +34,7 @@ from mtdepth.errors import MtDepthError
 from mtdepth.params import Params, load_params, override
 from mtdepth.pipeline.baselines import BASELINES, IPBasicConfig, baseline
 from mtdepth.pipeline.checkpoint import model_from_checkpoint
-from mtdepth.pipeline.evaluation import AVERAGES, EvalSettings, Evaluation, evaluate_batches
+from mtdepth.pipeline.evaluation import AVERAGES, REGION_CODES, EvalSettings, Evaluation, evaluate_batches
 from mtdepth.pipeline.panels import PanelFrame, PanelStyle, render_panel
 from mtdepth.pipeline.segmenter import resolve_device
 from mtdepth.stages.progress import progress_bar
@@ -166,7 +166,7 @@ def write_outputs(folder: Path, result: Evaluation, source: Source, params: Para
             rgb=images["rgb"].transpose(1, 2, 0), gt=images["depth"][0], sparse=images["sparse"][0],
             mask=images["mask" if own_mask else "gt_mask"][0],
             mask_label=f"mask ({source.mask_source}, model input)" if own_mask else "mask (gt, regions)",
-            final=images["final"], init=images.get("init"))
+            final=images["final"], init=images.get("init"), regions=images["regions"], region_names=REGION_CODES)
         render_panel(panels / f"row{row:05d}.png", frame, style)
 
 
