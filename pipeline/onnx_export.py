@@ -99,8 +99,10 @@ def session(path: Path, device: str = "cpu"):
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-wait between runs
     try:
-        return ort.InferenceSession(str(path), providers=providers)
+        return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise MtDepthError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:120]})") from None
 

@@ -11,9 +11,12 @@ listing the frames that failed.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
+import numpy as np
+from PIL import Image
 
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline import kitti_io
@@ -21,27 +24,36 @@ from mtdepth.pipeline.kitti_io import atomic_write
 from mtdepth.stages.progress import progress_bar
 
 COLOUR_MAP = "turbo_r"  # near red, far blue
-PREVIEW_DPI = 100  # one preview pixel per depth pixel
-BAR_INCHES = 0.7  # the scale bar strip below the map
+BAR_DPI = 100
+BAR_INCHES = 0.6  # the scale bar strip below the map
 
 
-def write_preview(path: Path, depth, max_depth: float) -> None:
-    """The depth map colour-mapped over 0..max_depth with a scale bar in metres, as PNG (Agg, no pyplot)."""
+@functools.lru_cache(maxsize=8)
+def _scale_bar(width: int, max_depth: float) -> np.ndarray:
+    """RGB uint8 (h, width, 3): the colour map's scale bar over 0..max_depth in metres (matplotlib, drawn once)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import Normalize
+    from matplotlib.cm import ScalarMappable
     from matplotlib.figure import Figure
 
-    height, width = depth.shape
-    total = height / PREVIEW_DPI + BAR_INCHES
-    bar_share = BAR_INCHES / total
-    figure = Figure(figsize=(width / PREVIEW_DPI, total), dpi=PREVIEW_DPI)
-    FigureCanvasAgg(figure)
-    axes = figure.add_axes((0.0, bar_share, 1.0, 1.0 - bar_share))
-    axes.set_axis_off()
-    shown = axes.imshow(depth, cmap=COLOUR_MAP, vmin=0.0, vmax=max_depth, interpolation="nearest", aspect="auto")
-    bar = figure.add_axes((0.1, 0.6 * bar_share, 0.8, 0.15 * bar_share))
-    figure.colorbar(shown, cax=bar, orientation="horizontal").set_label("depth (m)", fontsize=8)
+    figure = Figure(figsize=(width / BAR_DPI, BAR_INCHES), dpi=BAR_DPI)
+    canvas = FigureCanvasAgg(figure)
+    bar = figure.add_axes((0.1, 0.62, 0.8, 0.25))
+    mappable = ScalarMappable(Normalize(0.0, max_depth), COLOUR_MAP)
+    figure.colorbar(mappable, cax=bar, orientation="horizontal").set_label("depth (m)", fontsize=8, labelpad=1)
     bar.tick_params(labelsize=7)
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def write_preview(path: Path, depth: np.ndarray, max_depth: float) -> None:
+    """The depth map coloured over 0..max_depth (the same map and range for every frame) above its scale bar, as PNG."""
+    from matplotlib import colormaps
+
+    colours = colormaps[COLOUR_MAP](np.clip(depth / max_depth, 0.0, 1.0), bytes=True)[..., :3]
+    bar = _scale_bar(depth.shape[1], float(max_depth))
+    image = Image.fromarray(np.concatenate([colours, bar]))
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", compress_level=1))
 
 
 def _intrinsics_for(pairs, flags):
