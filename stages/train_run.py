@@ -36,7 +36,8 @@ from mtdepth.pipeline.models import DepthCompletionNet, build_model
 from mtdepth.pipeline.training import EpochStats, NonFiniteLoss, StepSettings, Trainer, evaluate_sums, steps_per_epoch
 
 LAST, BEST, LIVE = "last.pt", "best.pt", "live"
-RESUME_KEYS = ("model", "train", "loss")  # params sections a resumed run must share (train.epochs excepted)
+RESUME_KEYS = ("model", "train", "loss")  # params sections a resumed run must share, except:
+FREE_ON_RESUME = ("epochs", "out", "workers", "device", "log_every")  # train.* that leave the result alone
 
 
 @dataclass(frozen=True)
@@ -148,19 +149,23 @@ def open_data(params: Params, store: str) -> Data:
 
 
 def check_resume(state: dict, params: Params, data: Data, path: Path) -> None:
-    """Refuse to resume a checkpoint of another model, resolution, store or training params."""
+    """Refuse to resume a checkpoint of other training params, another resolution or another store."""
     info = state["info"]
+    stored = {k: v for k, v in state.get("params", {}).items() if k in RESUME_KEYS}
+    wanted = {k: v for k, v in to_dict(params).items() if k in RESUME_KEYS}
+    for key in FREE_ON_RESUME:
+        stored.get("train", {}).pop(key, None)
+        wanted["train"].pop(key)
+    if canonical(stored) != canonical(wanted):
+        change = describe_differences(stored, wanted).replace("params say", "now")
+        raise MtDepthError(f"{path}: cannot resume, its params differ: {change}")
     if (info["height"], info["width"]) != (data.height, data.width):
         raise MtDepthError(f"{path}: trained at {info['height']}x{info['width']}, the store is "
                            f"{data.height}x{data.width}")
-    stored = {k: v for k, v in state.get("params", {}).items() if k in RESUME_KEYS}
-    wanted = {k: v for k, v in to_dict(params).items() if k in RESUME_KEYS}
-    stored.get("train", {}).pop("epochs", None)
-    wanted["train"].pop("epochs")
-    for what, old, new in (("store", info["store_provenance"], data.provenance), ("params", stored, wanted)):
-        if canonical(old) != canonical(new):
-            change = describe_differences(old, new).replace("params say", "now")
-            raise MtDepthError(f"{path}: cannot resume, its {what} differ: {change}")
+    old, new = info["store_provenance"], data.provenance
+    if canonical(old) != canonical(new):
+        change = describe_differences(old, new).replace("params say", "now")
+        raise MtDepthError(f"{path}: cannot resume, the store differs from the one it trained on: {change}")
 
 
 def _reduce(value: torch.Tensor, ranks: Ranks) -> torch.Tensor:
@@ -237,7 +242,8 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
         for epoch in range(start_epoch, t.epochs):
             train_loader.sampler.set_epoch(epoch)
             first = epoch * steps_per_epoch(micro, t.accumulate)
-            bar = progress(train_loader, total=micro, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not ranks.is_main)
+            bar = progress(train_loader, total=micro, desc=f"epoch {epoch + 1}/{t.epochs}",
+                           **({} if ranks.is_main else {"disable": True}))
             trainer.on_log = lambda step, value: bar.set_postfix(loss=f"{value:.4g}")
             try:
                 stats = trainer.train_epoch(bar, first, total_steps, micro)
