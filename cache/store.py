@@ -317,7 +317,8 @@ def _prepare(location: Location, frames: FrameTable, geometry: dict[str, int], o
     try:
         root = open_root(location, read_only=False)
     except MtDepthError:
-        raise MtDepthError(f"{location.url}: exists and is not an mtdepth store; refusing to write into it") from None
+        raise MtDepthError(f"{location.url}: exists and is not an mtdepth store (no readable root zarr.json); refusing "
+                           "to write into it: choose another store path, or delete it if it was a damaged store") from None
     location.remove_partial_files()
     problem = _reuse_problem(location.url, dict(root.attrs), frames, geometry)
     if problem and not overwrite:
