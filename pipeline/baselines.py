@@ -74,12 +74,15 @@ def nearest_fill(sparse: torch.Tensor) -> torch.Tensor:
     return torch.stack([_nearest_fill_frame(frame[0]) for frame in sparse]).unsqueeze(1)
 
 
-def _kernel(shape: str, size: int) -> np.ndarray:
-    """A uint8 structuring element: 'diamond' (|dy| + |dx| <= r), 'cross' or 'full', size x size."""
+def _diamond(size: int) -> np.ndarray:
+    """A size x size uint8 diamond structuring element (|dy| + |dx| <= size // 2)."""
     r = size // 2
     dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
-    masks = {"diamond": np.abs(dy) + np.abs(dx) <= r, "cross": (dy == 0) | (dx == 0), "full": np.ones_like(dy, bool)}
-    return masks[shape].astype(np.uint8)
+    return (np.abs(dy) + np.abs(dx) <= r).astype(np.uint8)
+
+
+def _full(size: int) -> np.ndarray:
+    return np.ones((size, size), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,6 @@ class IPBasicConfig:
     """IP-Basic fast fill (Ku, Harakeh, Waslander, CRV 2018); defaults are the paper's fast variant."""
 
     max_depth: float = 100.0  # inversion offset, metres (the paper's 100 m)
-    dilation: str = "diamond"  # first dilation kernel shape, 5x5
     extrapolate: bool = True  # extend the top samples to the top row, then a 31x31 fill
     blur: str = "gaussian"  # gaussian (lower RMSE) or bilateral
 
@@ -107,17 +109,17 @@ def ip_basic_fill(sparse: np.ndarray, config: IPBasicConfig = IPBasicConfig()) -
         return np.zeros_like(depth)
     inverted = np.where(has, np.float32(config.max_depth) - depth, np.float32(0))
     # 1. dilate with a 5x5 diamond, 2. close small holes with a full 5x5
-    inverted = cv2.dilate(inverted, _kernel(config.dilation, 5))
-    inverted = cv2.morphologyEx(inverted, cv2.MORPH_CLOSE, _kernel("full", 5))
+    inverted = cv2.dilate(inverted, _diamond(5))
+    inverted = cv2.morphologyEx(inverted, cv2.MORPH_CLOSE, _full(5))
     # 3. fill remaining small holes from a 7x7 dilation
-    inverted = _fill_empty(inverted, _kernel("full", 7))
+    inverted = _fill_empty(inverted, _full(7))
     if config.extrapolate:
         # 4. extend each column's highest value to the top row, then fill large holes (31x31)
         top = np.argmax(inverted > EMPTY, axis=0)  # first filled row per column (0 when none)
         column_top = inverted[top, np.arange(inverted.shape[1])]
         above_top = np.arange(inverted.shape[0])[:, None] < top[None, :]
         inverted = np.where(above_top, column_top[None, :], inverted).astype(np.float32)
-        inverted = _fill_empty(inverted, _kernel("full", 31))
+        inverted = _fill_empty(inverted, _full(31))
     # 5. median blur against outliers, then Gaussian (on filled pixels) or bilateral blur
     inverted = cv2.medianBlur(inverted, 5)
     if config.blur == "gaussian":
