@@ -34,7 +34,7 @@ from mtdepth.pipeline.checkpoint import CheckpointInfo, model_from_checkpoint
 from mtdepth.pipeline.inference import DepthNet, complete, frame_from_files, load_net, segmenter_config, to_net
 from mtdepth.pipeline.metrics import error_sums, rmse_mae_mm
 from mtdepth.pipeline.models import MTDepth
-from mtdepth.pipeline.segmenter import Segmenter
+from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig
 from mtdepth.pipeline.sparse import sparsify
 from mtdepth.pipeline.vkitti2 import index_frames, load_frame
 from mtdepth.stages.predict import write_preview
@@ -132,7 +132,8 @@ def inference_table(model, info: CheckpointInfo, work: Path, repeats: int) -> No
 def step_table(checkpoint: Path, root: Path, names: list[str], work: Path) -> None:
     """Table 2: where predict's time goes per 375x1242 frame, with the segmenter's share."""
     net = load_net(checkpoint, "cpu")
-    config = segmenter_config(net.info, "yolo", None if net.info.segmenter else DEFAULT_SEGMENTER["weights"], 8, "cpu")
+    config = segmenter_config(net.info, None, None, 8, "cpu") if net.info.segmenter else SegmenterConfig(
+        **{**DEFAULT_SEGMENTER, "classes": ()}, device="cpu")
     segmenter = Segmenter(config)
     times = dict.fromkeys(["read image + sparse", "segmenter (on the 256x512 net input)", "depth net (256x512)",
                            "resize to and from 256x512", "write PNG + preview"], 0.0)

@@ -77,7 +77,7 @@ def _segmenter(net, mask_source, weights, batch, device):
     if config is None:
         return None
     segmenter = Segmenter(config)
-    trained = (net.info.store_provenance or {}).get("mask/yolo", {}).get("weights_sha256")
+    trained = (net.info.store_provenance or {}).get("mask/yolo", {}).get("segmenter", {}).get("weights_sha256")
     if trained and trained != segmenter.sha256:
         click.echo(f"mtdepth: warning: {config.weights}: not the segmenter the model was trained with "
                    f"(sha256 {segmenter.sha256[:12]} vs {trained[:12]})", err=True)

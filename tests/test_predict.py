@@ -20,12 +20,12 @@ ODD_SIZES = [(375, 1242), (203, 377), (480, 640)]
 K_LINE = "721.5377 0 609.5593 0 721.5377 172.854 0 0 1\n"
 
 
-def make_checkpoint(path, model="mtdepth", mask_source="none", segmenter=None):
+def make_checkpoint(path, model="mtdepth", mask_source="none", segmenter=None, provenance=None):
     """A checkpoint of an untrained tiny net, trained size 32x64."""
     torch.manual_seed(0)
     net = MTDepth(**TINY) if model == "mtdepth" else UNetBaseline(channels=(4, 8))
     info = CheckpointInfo(model_config=net.config, mask_source=mask_source, height=TRAINED_SIZE[0],
-                          width=TRAINED_SIZE[1], max_depth=80.0, store_url="memory://test", store_provenance={},
+                          width=TRAINED_SIZE[1], max_depth=80.0, store_url="memory://test", store_provenance=provenance or {},
                           segmenter=segmenter)
     save_checkpoint(path, checkpoint_state(net, info))
     return path
@@ -262,12 +262,14 @@ def tiny_yolo(tmp_path_factory):
 
 def test_masks_from_the_checkpoints_segmenter(tiny_yolo, tmp_path):
     segmenter = {"weights": str(tiny_yolo), "imgsz": 64, "conf": 0.25, "iou": 0.7, "classes": []}
-    checkpoint = make_checkpoint(tmp_path / "yolo.pt", mask_source="yolo", segmenter=segmenter)
+    trained_with = {"mask/yolo": {"segmenter": {"weights_sha256": "0" * 64}}}
+    checkpoint = make_checkpoint(tmp_path / "yolo.pt", mask_source="yolo", segmenter=segmenter, provenance=trained_with)
     write_frame(tmp_path / "in", "a", 203, 377)
     result = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out",
                  "--no-preview", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "masks yolo" in result.stdout
+    assert "seg.pt: not the segmenter the model was trained with" in result.stderr
     assert kitti_io.read_depth_png(tmp_path / "out/a.png").shape == (203, 377)
     missing = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out",
                   "--weights", tmp_path / "none.pt")
