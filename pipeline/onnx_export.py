@@ -193,7 +193,10 @@ def read_onnx(path: Path) -> CheckpointInfo:
                            f"`mtdepth export` writes one)")
     if meta.get("version") != VERSION:
         raise MtDepthError(f"{path}: mtdepth ONNX version {meta.get('version')!r}, this mtdepth reads {VERSION}")
-    info = CheckpointInfo(**meta["info"])
+    try:
+        info = CheckpointInfo(**meta["info"])
+    except (KeyError, TypeError) as exc:
+        raise MtDepthError(f"{path}: its mtdepth metadata does not describe a model ({exc})") from None
     expected = ["rgb", "sparse"] if info.model_name == "unet" else list(CHANNELS)
     _check_inputs(path, graph.graph, expected)
     return info

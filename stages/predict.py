@@ -102,7 +102,7 @@ def _segmenter(net, mask_source, weights, batch, device):
 @click.option("--cx", type=float, help="Principal point x (pixels).")
 @click.option("--cy", type=float, help="Principal point y (pixels).")
 @click.option("--preview/--no-preview", default=True, show_default=True, help="Write NAME_preview.png.")
-@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per batch.")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per batch (segmenter and net).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda:0 ...")
 def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weights, keep_sparse, npy, ply,
             fx, fy, cx, cy, preview, batch, device):
@@ -117,7 +117,10 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
     net = load_net(checkpoint, device)
     segmenter = _segmenter(net, mask_source, weights, batch, device)
     max_depth = net.info.max_depth
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MtDepthError(f"{out}: cannot make the output folder ({exc.strerror or exc})") from None
     failures: dict[str, str] = {}
 
     def fail(name: str, exc: MtDepthError) -> None:
