@@ -167,6 +167,11 @@ def step_table(checkpoint: Path, root: Path, names: list[str], work: Path) -> No
     for label, seconds in times.items():
         print(f"| {label} | {1000 * seconds / len(names):.0f} | {100 * seconds / total:.0f}% |")
     print(f"| whole frame | {1000 * total / len(names):.0f} ({len(names) / total:.2f} frames/s) | 100% |")
+    started = time.perf_counter()
+    cli_run("predict", "--checkpoint", checkpoint, "--input", root, "--out", work / "cli", "--device", "cpu")
+    seconds = time.perf_counter() - started
+    print(f"\n`mtdepth predict` on the same {len(names)} frames, batch 8, loading the net and segmenter included: "
+          f"{seconds:.1f} s ({len(names) / seconds:.2f} frames/s)")
 
 
 def score(folder: Path, root: Path, names: list[str], pick=None) -> dict[str, float]:
