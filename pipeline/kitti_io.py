@@ -175,7 +175,11 @@ def discover_folder(root: Path) -> list[Pair]:
         raise MtDepthError(f"{root}: input folder not found")
     try:
         image_dir = _child(root, IMAGE_FOLDER)
-        sparse_dir = next(filter(None, (_child(root, name) for name in SPARSE_FOLDERS)), None)
+        sparse_dirs = [path for path in (_child(root, name) for name in SPARSE_FOLDERS) if path]
+        if len(sparse_dirs) > 1:
+            raise MtDepthError(f"{root}: both {' and '.join(p.name + '/' for p in sparse_dirs)}; which is the sparse "
+                               f"depth is ambiguous, keep one")
+        sparse_dir = sparse_dirs[0] if sparse_dirs else None
         if image_dir is None or sparse_dir is None:
             raise MtDepthError(f"{root}: no {'image' if image_dir is None else 'sparse'} folder; {LAYOUT_HELP}")
         images = _files(image_dir, IMAGE_SUFFIXES)

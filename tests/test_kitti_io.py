@@ -127,6 +127,9 @@ def test_layout_errors_name_the_file(tmp_path):
     _touch(tmp_path / "sparse", "b.png", "c.npy")
     with pytest.raises(MtDepthError, match=r"sparse/c.npy: no image image/c.png\|jpg"):
         kitti_io.discover((tmp_path,))
+    _touch(tmp_path / "velodyne_raw")
+    with pytest.raises(MtDepthError, match="both sparse/ and velodyne_raw/"):
+        kitti_io.discover((tmp_path,))
 
 
 def test_back_projection_and_ply(tmp_path):
