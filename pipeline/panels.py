@@ -3,7 +3,7 @@ the regions the metrics score.
 
 Every depth image shares one colour map and range (0 to max_depth metres, one colour bar), and
 the error map has a fixed range (0 to error_max metres), so panels of two models compare at a
-glance. Invalid pixels (no GT, no sample) are black. Drawn with matplotlib's Agg canvas (no
+glance. Invalid pixels (no GT, no sample) are light grey. Drawn with matplotlib's Agg canvas (no
 pyplot state, no display).
 
     render_panel(path, PanelFrame(...), PanelStyle(max_depth=80, ...))
@@ -27,7 +27,7 @@ from matplotlib.figure import Figure  # noqa: E402
 FIGSIZE_IN = (12.0, 10.0)  # 4 rows x 2 columns of 2:1 frames, colour bars on the right
 ERROR_CMAP = "magma"
 REGION_COLOURS = ("dimgrey", "royalblue", "gold")  # matplotlib colour names, by region code
-INVALID_COLOUR = "black"
+INVALID_COLOUR = "lightgrey"  # apart from both colour maps and from the white page
 
 
 @dataclass(frozen=True)
