@@ -117,11 +117,6 @@ def filesystem_error(exc: OSError, fallback: str) -> MtDepthError:
     return MtDepthError(f"{where}: {reason}; {advice}")
 
 
-def key_exists(store: Store, key: str) -> bool:
-    """Whether `key` is in `store` (synchronous)."""
-    return sync(store.exists(key))
-
-
 def delete_key(store: Store, key: str) -> None:
     """Remove `key` from `store` if present (synchronous)."""
     sync(store.delete(key))
