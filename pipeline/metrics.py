@@ -5,6 +5,9 @@ of averages) and turned into metrics at the end:
 
     sums = error_sums(pred, gt, max_depth)     # tensor [squared error m^2, absolute error m, pixels]
     rmse_mae_mm(total_sums)                    # {"rmse_mm": ..., "mae_mm": ...}
+
+The training loop needs RMSE and MAE alone; evaluation takes the full set (METRICS, below) per
+frame and pixel group, and both averages of it.
 """
 
 from __future__ import annotations
