@@ -13,7 +13,8 @@ def test_shipped_params_file_equals_the_dataclass_defaults():
 def test_defaults_are_the_papers_table_2():
     p = Params()
     assert (p.data.height, p.data.width) == (256, 512)
-    assert p.train.batch == 4 and p.train.lr == 1e-4 and p.train.epochs == 100
+    assert p.train.batch == 4 and p.train.epochs == 100
+    assert p.train.lr == 1e-3 and p.train.schedule == "cosine"  # not Table 2's 1e-4: README, "The schedule"
     assert p.sparse.keep_prob == 0.05
     assert p.model.unet_channels == (8, 16, 32, 64, 128)
     assert p.model.attention_dim == 32 and p.model.fusion_channels == 128
@@ -34,7 +35,8 @@ def test_values_are_typed_and_ints_widen_to_float():
         ({"sparse": {"keep_prob": "high"}}, "sparse.keep_prob must be float"),
         ({"sparse": {"keep_prob": 1.5}}, "sparse.keep_prob must be in (0, 1]"),
         ({"train": {"batch": 2.5}}, "train.batch must be int"),
-        ({"train": {"amp": "yes"}}, "train.amp must be bool"),
+        ({"train": {"accumulate": "2"}}, "train.accumulate must be int"),
+        ({"train": {"precision": "fp8"}}, "train.precision must be 'auto', 'fp32', 'bf16' or 'fp16'"),
         ({"data": {"height": 250}}, "data.height must be a positive multiple of 32"),
         ({"data": {"scenes": ["Scene99"]}}, "data.scenes must be a subset"),
         ({"store": {"split": "sideways"}}, "store.split must be 'random' or 'scene'"),
