@@ -12,6 +12,7 @@ pixel group, no panels) over the same frames, and prints markdown tables.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -88,8 +89,9 @@ def main() -> None:
         batches = [{k: torch.stack([item[k] for item in items[i:i + batch_size]]).to(device)
                     for k in ("rgb", "sparse", "valid", "mask", "depth")} for i in range(0, n, batch_size)]
         h, w = dataset.height, dataset.width
+        load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
         print(f"{n} synthetic frames at {h}x{w}, batch {batch_size}, device {device}, "
-              f"{torch.get_num_threads()} CPU threads, best of {PASSES}\n")
+              f"{torch.get_num_threads()} CPU threads, load average {load}, best of {PASSES}\n")
 
         ip_config = IPBasicConfig(max_depth=params.evaluate.ipbasic_max_depth)
         print("| baseline | ms/frame |\n|---|---:|")
