@@ -38,6 +38,7 @@ from mtdepth.pipeline.evaluation import AVERAGES, REGION_CODES, EvalSettings, Ev
 from mtdepth.pipeline.panels import PanelFrame, PanelStyle, render_panel
 from mtdepth.pipeline.segmenter import resolve_device
 from mtdepth.stages.progress import progress_bar
+from mtdepth.stages.synth import PARTIAL, check_target, recover, swap_in
 
 
 @dataclass
@@ -95,11 +96,6 @@ def open_frames(store: str, source: Source, split: str, frames: int | None) -> t
     return dataset, count
 
 
-def check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise MtDepthError(f"--out {out}: is a file, not a folder")
-
-
 @click.command("evaluate")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help="Params file.")
 @click.option("--store", help="Store folder or fsspec URL. [store.path]")
@@ -120,7 +116,7 @@ def evaluate(params_file, store, checkpoint, baseline, out, split, frames, batch
     params = override(params, "evaluate", split=split, frames=frames, batch=batch, workers=workers, device=device)
     ev = params.evaluate
     out = Path(out)
-    check_out(out)
+    check_target(out)
     torch_device = torch.device(resolve_device(ev.device))
     source = checkpoint_source(checkpoint, torch_device) if checkpoint else baseline_source(baseline, params)
     dataset, count = open_frames(params.store.path, source, ev.split, ev.frames)
@@ -177,23 +173,16 @@ def _origin(frames, row: int) -> dict:
 
 
 def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
-    """Build the output folder beside `out`, then put it in place of `out` (never half-written)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
+    """Build the output folder beside `out`, then swap it in (synth's two renames; what a killed
+    run left is cleaned up or put back first): never half-written."""
+    recover(out)
+    partial = out.with_name(f"{out.name}.{PARTIAL}-{os.getpid()}")
+    partial.mkdir(parents=True)
     try:
-        write(temporary)
-        check_out(out)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(temporary, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(temporary, out)
+        write(partial)
+        swap_in(partial, out)
     finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def summary_lines(result: Evaluation, source: Source) -> list[str]:

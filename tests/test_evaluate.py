@@ -15,6 +15,7 @@ from PIL import Image
 from mtdepth.cache.dataset import CachedDepthDataset
 from mtdepth.cache.store import FrameTable, open_for_write
 from mtdepth.cli import cli
+from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.baselines import nearest_fill
 from mtdepth.pipeline.checkpoint import CheckpointInfo, checkpoint_state, save_checkpoint
 from mtdepth.pipeline.metrics import error_sums, rmse_mae_mm
@@ -165,6 +166,21 @@ def test_a_successful_run_replaces_an_old_output_folder(workspace, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]  # no temporary folder left
 
 
+def test_a_failure_while_writing_leaves_the_old_output_and_no_partial_folder(workspace, tmp_path, monkeypatch):
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+
+    def full_disk(*args, **kwargs):
+        raise MtDepthError("panels: no space left on device")
+
+    monkeypatch.setattr("mtdepth.stages.evaluate.render_panel", full_disk)
+    result = run(workspace, "--baseline", "nearest", "--out", str(out))
+    assert result.exit_code == 2 and "no space left" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]
+    assert [p.name for p in out.iterdir()] == ["metrics.json"] and (out / "metrics.json").read_text() == "{}"
+
+
 def bad_checkpoints(root):
     """name -> (checkpoint path, fragment of the one-line error)."""
     (root / "text.pt").write_text("not a checkpoint")
@@ -206,14 +222,14 @@ def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(workspace, tmp_pa
         assert result.output.count("\n") == 1 and "Traceback" not in result.output
         assert not out.exists()
     result = run(workspace, "--baseline", "nearest", "--out", str(tmp_path / "a-file"))
-    assert result.exit_code == 2 and "is a file, not a folder" in result.output
+    assert result.exit_code == 2 and "output path exists and is a file" in result.output
     result = run(workspace, "--baseline", "ipbasic", "--out", str(tmp_path / "out"), "--params",
                  str(_params(tmp_path, ipbasic_max_depth=60.0)))
     assert result.exit_code == 2 and "evaluate.ipbasic_max_depth (60) must exceed data.max_depth" in result.output
     result = run(workspace, "--baseline", "nearest", "--out", str(tmp_path / "out"), "--params",
                  str(_params(tmp_path, distance_bins=[0.0, 40.0, 20.0])))
     assert result.exit_code == 2 and "evaluate.distance_bins must be two or more increasing edges" in result.output
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name or ".old-" in p.name] == []
 
 
 def _params(root, **evaluate):
