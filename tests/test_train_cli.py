@@ -215,6 +215,13 @@ def test_out_and_resume_mistakes_overwrite_nothing(workspace, tmp_path):
     save_checkpoint(tmp_path / "sized" / "last.pt", state)
     line = one_line_error(train(params, "--model", "unet", "--epochs", "2", "--out", str(tmp_path / "sized"), "--resume"))
     assert "trained at 16x64, the store is 32x64" in line
+    state = read_checkpoint(run / "last.pt")
+    state["info"]["store_provenance"]["rgb"]["source"] = "another-dataset"
+    (tmp_path / "other-store").mkdir()
+    save_checkpoint(tmp_path / "other-store" / "last.pt", state)
+    line = one_line_error(train(params, "--model", "unet", "--epochs", "2", "--out", str(tmp_path / "other-store"),
+                                "--resume"))
+    assert "the store differs from the one it trained on: rgb.source=another-dataset, now " in line
     (tmp_path / "cut").mkdir()
     (tmp_path / "cut" / "last.pt").write_bytes(before[: len(before) // 2])
     line = one_line_error(train(params, "--model", "unet", "--epochs", "2", "--out", str(tmp_path / "cut"), "--resume"))
