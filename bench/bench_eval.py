@@ -102,7 +102,8 @@ def main() -> None:
 
         sources = {"nearest": baseline_source("nearest", params), "ipbasic": baseline_source("ipbasic", params)}
         for name in ("unet", "mtdepth"):
-            sources[name] = checkpoint_source(str(make_checkpoint(work / f"{name}.pt", params, name, store)), device)
+            sources[name] = checkpoint_source(str(make_checkpoint(work / f"{name}.pt", params, name, store)), device,
+                                              params.data.max_depth)
         print("\n| source | predict alone frames/s | whole evaluator frames/s | evaluator / predict alone |")
         print("|---|---:|---:|---:|")
         for name, source in sources.items():

@@ -53,9 +53,12 @@ class Source:
     geometry: tuple[int, int] | None  # (H, W) it was trained at; None: any
 
 
-def checkpoint_source(path: str, device: torch.device) -> Source:
-    """A trained model from `path`; MtDepthError if it is no readable mtdepth checkpoint."""
+def checkpoint_source(path: str, device: torch.device, max_depth: float) -> Source:
+    """A trained model from `path`; MtDepthError if it is no readable mtdepth checkpoint or was trained
+    with another max depth than the one scored (`data.max_depth`)."""
     model, info = model_from_checkpoint(path, device)
+    if info.max_depth != max_depth:
+        raise MtDepthError(f"{path}: trained with max_depth {info.max_depth:g} m, data.max_depth is {max_depth:g}")
     required = {name: provenance for name, provenance in info.store_provenance.items()
                 if not (info.mask_source == "none" and name.startswith("mask/"))}
 
@@ -118,7 +121,8 @@ def evaluate(params_file, store, checkpoint, baseline, out, split, frames, batch
     out = Path(out)
     check_target(out)
     torch_device = torch.device(resolve_device(ev.device))
-    source = checkpoint_source(checkpoint, torch_device) if checkpoint else baseline_source(baseline, params)
+    source = (checkpoint_source(checkpoint, torch_device, params.data.max_depth) if checkpoint
+              else baseline_source(baseline, params))
     dataset, count = open_frames(params.store.path, source, ev.split, ev.frames)
     result = score(dataset, count, source, params, torch_device)
     write_atomically(out, lambda folder: write_outputs(folder, result, source, params))

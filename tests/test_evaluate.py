@@ -185,6 +185,7 @@ def bad_checkpoints(root):
     """name -> (checkpoint path, fragment of the one-line error)."""
     (root / "text.pt").write_text("not a checkpoint")
     make_checkpoint(root / "size.pt", height=64, width=128)
+    make_checkpoint(root / "depth.pt", max_depth=60.0)
     make_checkpoint(root / "provenance.pt",
                     store_provenance={**PROVENANCE, "sparse": {**PROVENANCE["sparse"], "keep_prob": 0.07}})
     make_checkpoint(root / "unet.pt", model=UNetBaseline(channels=(4, 8)))
@@ -196,6 +197,7 @@ def bad_checkpoints(root):
         "missing": (root / "absent.pt", "checkpoint not found"),
         "incompatible model": (root / "mismatch.pt", "weights do not fit the model config"),
         "resolution": (root / "size.pt", "frames are 32x64, the checkpoint was trained at 64x128"),
+        "max depth": (root / "depth.pt", "trained with max_depth 60 m, data.max_depth is 80"),
         "provenance": (root / "provenance.pt", "array 'sparse' was made with"),
     }
 
