@@ -5,9 +5,10 @@
    not depend on the weights, so without --checkpoint an untrained Table 2 MT-Depth is used.
 2. Predict on synthetic frames written in KITTI's layout at 375x1242 (image/, velodyne_raw/
    5% of GT, groundtruth_depth/, intrinsics/; a seed no training data uses): per-frame time
-   of each step (read, segmenter, net with resizing, write PNG + preview) and the segmenter's share.
+   of each step (read, segmenter, net, resizing, write PNG + preview) and the segmenter's share,
+   at --size native and trained.
 3. With --checkpoint: the outputs scored against GT with the project's metrics (RMSE, MAE),
-   --size trained vs native, the .onnx export vs the .pt, and nearest fill of the same input.
+   --size native vs trained, without masks, the .onnx export vs the .pt, and nearest fill of the same input.
 
     .venv/bin/python bench/bench_predict.py [--checkpoint runs/x/best.pt] [--frames 4]
 """
@@ -129,14 +130,16 @@ def inference_table(model, info: CheckpointInfo, work: Path, repeats: int) -> No
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 
-def step_table(checkpoint: Path, root: Path, names: list[str], work: Path) -> None:
-    """Table 2: where predict's time goes per 375x1242 frame, with the segmenter's share."""
+def step_table(checkpoint: Path, root: Path, names: list[str], work: Path, size: str) -> None:
+    """Table 2: where predict's time goes per 375x1242 frame at `size`, with the segmenter's share."""
     net = load_net(checkpoint, "cpu")
     config = segmenter_config(net.info, None, None, 8, "cpu") if net.info.segmenter else SegmenterConfig(
         **{**DEFAULT_SEGMENTER, "classes": ()}, device="cpu")
     segmenter = Segmenter(config)
-    times = dict.fromkeys(["read image + sparse", "segmenter (on the 256x512 net input)", "depth net (256x512)",
-                           "resize to and from 256x512", "write PNG + preview"], 0.0)
+    at = f"{net.info.height}x{net.info.width}" if size == "trained" else "%dx%d" % KITTI_SIZE
+    times = dict.fromkeys(["read image + sparse", f"segmenter (on the {at} net input)", f"depth net ({at})",
+                           "resize to and from the net's size" if size == "trained" else "prepare inputs",
+                           "write PNG + preview"], 0.0)
     labels = list(times)
 
     def timed_net(inputs):
@@ -151,26 +154,28 @@ def step_table(checkpoint: Path, root: Path, names: list[str], work: Path) -> No
         frame = frame_from_files(name, *pair)
         times[labels[0]] += time.perf_counter() - started
         started = time.perf_counter()
-        [mask] = segmenter.predict_batch([to_net(frame, net.info, "trained")[0]])
+        [mask] = segmenter.predict_batch([to_net(frame, net.info, size)[0]])
         times[labels[1]] += time.perf_counter() - started
         started, in_net = time.perf_counter(), times[labels[2]]
-        [(dense, _)] = complete(timed, [frame], "trained", masks=lambda images: [mask])
+        [(dense, _)] = complete(timed, [frame], size, masks=lambda images: [mask])
         times[labels[3]] += time.perf_counter() - started - (times[labels[2]] - in_net)
         started = time.perf_counter()
         kitti_io.write_depth_png(work / f"{name}.png", dense)
         write_preview(work / f"{name}_preview.png", dense, net.info.max_depth)
         times[labels[4]] += time.perf_counter() - started
     total = sum(times.values())
-    print(f"\npredict per 375x1242 frame, CPU, torch, size trained, {len(names)} frames one at a time "
+    print(f"\npredict per 375x1242 frame, CPU, torch, --size {size}, {len(names)} frames one at a time "
           f"(segmenter {config.weights}, imgsz {config.imgsz}):\n")
     print("| step | ms/frame | share |\n|---|---:|---:|")
     for label, seconds in times.items():
         print(f"| {label} | {1000 * seconds / len(names):.0f} | {100 * seconds / total:.0f}% |")
     print(f"| whole frame | {1000 * total / len(names):.0f} ({len(names) / total:.2f} frames/s) | 100% |")
     started = time.perf_counter()
-    cli_run("predict", "--checkpoint", checkpoint, "--input", root, "--out", work / "cli", "--device", "cpu")
+    cli_run("predict", "--checkpoint", checkpoint, "--input", root, "--out", work / f"cli-{size}", "--device", "cpu",
+            "--size", size)
     seconds = time.perf_counter() - started
-    print(f"\n`mtdepth predict` on the same {len(names)} frames, batch 8, loading the net and segmenter included: "
+    print(f"\n`mtdepth predict --size {size}` on the same {len(names)} frames, batch 8, loading the net and "
+          f"segmenter included: "
           f"{seconds:.1f} s ({len(names) / seconds:.2f} frames/s)")
 
 
@@ -188,10 +193,11 @@ def accuracy_table(checkpoint: Path, root: Path, names: list[str], work: Path) -
     """Table 3: the outputs against GT, each way of running predict."""
     onnx_path = work / "trained.onnx"
     cli_run("export", "--checkpoint", checkpoint, "--out", onnx_path)
-    runs = {"--size trained (default)": (checkpoint, ["--size", "trained"]),
-            "--size native": (checkpoint, ["--size", "native"]),
-            "--size trained --keep-sparse": (checkpoint, ["--size", "trained", "--keep-sparse"]),
-            ".onnx export, --size trained": (onnx_path, ["--size", "trained"])}
+    runs = {"--size native (default)": (checkpoint, ["--size", "native"]),
+            "--size trained": (checkpoint, ["--size", "trained"]),
+            "--size native --keep-sparse": (checkpoint, ["--size", "native", "--keep-sparse"]),
+            "--size native --mask-source none": (checkpoint, ["--size", "native", "--mask-source", "none"]),
+            ".onnx export, --size native": (onnx_path, ["--size", "native"])}
     print(f"\npredict on {len(names)} synthetic frames at 375x1242 in the KITTI layout (seed {SEED}), "
           f"{checkpoint}; GT depth <= {MAX_DEPTH:g} m:\n")
     print("| run | RMSE mm | MAE mm |\n|---|---:|---:|")
@@ -234,8 +240,9 @@ def main() -> None:
         cli_run("synth", "--out", work / "synth", "--seed", SEED, "--scenes", "Scene01,Scene02",
                 "--conditions", "clone,fog", "--frames", args.frames)
         names = write_kitti_folder(work / "synth", work / "kitti")
-        (work / "steps").mkdir()
-        step_table(checkpoint, work / "kitti", names, work / "steps")
+        for size in ("native", "trained"):
+            (work / size).mkdir()
+            step_table(checkpoint, work / "kitti", names, work / size, size)
         if args.checkpoint:
             accuracy_table(checkpoint, work / "kitti", names, work)
 

@@ -1,12 +1,13 @@
 """Dense depth for frames of any size from a trained net (`.pt` through torch, `.onnx` through onnxruntime).
 
 How a frame reaches the net (`size`):
-    trained  (default) resized to the checkpoint's training resolution, as stage one resized
-             the training frames (RGB by area, sparse depth by nearest neighbour, which keeps a
-             LiDAR map's density as the training maps had it), completed there, and the
-             dense map resized back to the frame's own size bilinearly;
-    native   completed at the frame's own size (the net takes any size: the U-Net pads to a
-             multiple of 16, the attention pools to its fixed grid).
+    native   (default) completed at the frame's own size: the net takes any size (the U-Net
+             pads to a multiple of 16, the attention pools to its fixed grid), sees every
+             sample at the density LiDAR gives, and nothing is resampled;
+    trained  resized to the checkpoint's training resolution as stage one resized the
+             training frames (RGB by area, sparse depth by nearest neighbour, which keeps
+             the map's density but drops most samples when shrinking), completed there,
+             and the dense map resized back to the frame's size bilinearly.
 The mask is the frozen segmenter's on the RGB the net sees, as stage one made it.
 
 Depth range: the net was trained on depth up to `max_depth` (farther ground truth and its
@@ -31,8 +32,6 @@ from mtdepth.pipeline.kitti_io import read_image, read_sparse
 from mtdepth.pipeline.segmenter import SegmenterConfig, resolve_device
 from mtdepth.pipeline.vkitti2 import resize_area, resize_nearest
 
-SIZES = ("trained", "native")
-MASK_SOURCES = ("yolo", "none")
 MIN_DEPTH_M = 1.0 / 256  # the smallest depth a KITTI PNG stores as a measurement
 
 
@@ -124,7 +123,7 @@ def from_net(depth: np.ndarray, height: int, width: int, max_depth: float) -> np
     return np.clip(depth, MIN_DEPTH_M, max_depth).astype(np.float32)
 
 
-def complete(net: DepthNet, frames: list[Frame], size: str = "trained",
+def complete(net: DepthNet, frames: list[Frame], size: str = "native",
              masks: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
              keep_sparse: bool = False) -> list[tuple[np.ndarray, int]]:
     """Dense depth (H, W) float32 metres at each frame's own size, and its count of dropped far samples.

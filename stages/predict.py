@@ -90,8 +90,8 @@ def _segmenter(net, mask_source, weights, batch, device):
 @click.option("--image", type=click.Path(path_type=Path), help="One RGB image (with --sparse) instead of --input.")
 @click.option("--sparse", type=click.Path(path_type=Path), help="Its sparse depth: KITTI 16-bit PNG or float .npy metres.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@click.option("--size", type=click.Choice(["trained", "native"]), default="trained", show_default=True,
-              help="Complete at the training resolution and resize back, or at each frame's own size.")
+@click.option("--size", type=click.Choice(["native", "trained"]), default="native", show_default=True,
+              help="Complete at each frame's own size, or at the training resolution and resize back.")
 @click.option("--mask-source", type=click.Choice(["yolo", "none"]), help="Masks from the segmenter or none (zeros). [checkpoint's]")
 @click.option("--weights", help="Segmenter weights (.pt/.onnx) instead of the checkpoint's.")
 @click.option("--keep-sparse", is_flag=True, help="Write the measured depth back where the input had a sample.")
