@@ -19,6 +19,8 @@ from torch.utils.data import DataLoader, Sampler
 
 from mtdepth.cache.dataset import CachedDepthDataset, ShardGroupedSampler
 
+PREFETCH_BATCHES = 4  # per worker: enough to ride over a worker's whole-shard decode
+
 
 class RankTrainSampler(Sampler[int]):
     """This rank's positions of a shard-grouped, shuffled epoch (see the module docstring)."""
@@ -67,7 +69,8 @@ def rank_loaders(train: CachedDepthDataset, val: CachedDepthDataset, batch: int,
                  rank: int = 0, world: int = 1, pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
     """(training loader, validation loader) of this rank; workers open the store themselves."""
     common = {"batch_size": batch, "num_workers": workers, "persistent_workers": workers > 0,
-              "pin_memory": pin_memory, "generator": torch.Generator().manual_seed(seed)}
+              "pin_memory": pin_memory, "generator": torch.Generator().manual_seed(seed),
+              **({"prefetch_factor": PREFETCH_BATCHES} if workers > 0 else {})}
     train_sampler = RankTrainSampler(train.shard_of_positions(), seed, batch, rank, world)
     return (DataLoader(train, sampler=train_sampler, **common),
             DataLoader(val, sampler=BlockSampler(len(val), rank, world), **common))

@@ -79,11 +79,14 @@ def assert_same_weights(a: Path, b: Path, atol: float = 0.0) -> None:
         assert torch.allclose(first[key].float(), second[key].float(), rtol=1e-5 if atol else 0, atol=atol), key
 
 
-@pytest.mark.parametrize("model,mask_source", [("unet", "none"), ("mtdepth", "yolo"), ("mtdepth", "gt"), ("mtdepth", "none")])
-def test_train_each_model_and_mask_source(workspace, tmp_path, model, mask_source):
+@pytest.mark.parametrize("model,mask_source,precision", [
+    ("unet", "none", "fp32"), ("mtdepth", "yolo", "bf16"), ("mtdepth", "gt", "fp32"), ("mtdepth", "none", "fp32")])
+def test_train_each_model_and_mask_source(workspace, tmp_path, model, mask_source, precision):
     out = tmp_path / "run"
-    result = train(workspace / "params.yaml", "--model", model, "--mask-source", mask_source, "--out", str(out))
+    result = train(workspace / "params.yaml", "--model", model, "--mask-source", mask_source, "--precision", precision,
+                   "--out", str(out))
     assert result.exit_code == 0, result.output
+    assert f"on cpu, {precision}{' channels_last' if precision == 'bf16' else ''}," in result.output
     assert "epoch 1/1: loss" in result.output and "val RMSE" in result.output
     net, info = model_from_checkpoint(out / "best.pt")
     assert info.model_name == model and info.epoch == 1 and (info.height, info.width) == (H, W)
