@@ -33,6 +33,7 @@ from mtdepth.pipeline.segmenter import SegmenterConfig, resolve_device
 from mtdepth.pipeline.vkitti2 import resize_area, resize_nearest
 
 MIN_DEPTH_M = 1.0 / 256  # the smallest depth a KITTI PNG stores as a measurement
+NET_PIXELS = 1 << 20  # pixels per net call (N * H * W): bounds memory, the fused features are 128 x H x W
 
 
 @dataclass
@@ -129,7 +130,7 @@ def complete(net: DepthNet, frames: list[Frame], size: str = "native",
     """Dense depth (H, W) float32 metres at each frame's own size, and its count of dropped far samples.
 
     `masks` maps the net-size RGB images to 0/1 masks (the segmenter); None feeds zero masks.
-    Frames that reach the net at the same size run as one batch.
+    Frames that reach the net at the same size run together, up to NET_PIXELS pixels a call.
     """
     info = net.info
     prepared = [to_net(frame, info, size) for frame in frames]
@@ -139,7 +140,11 @@ def complete(net: DepthNet, frames: list[Frame], size: str = "native",
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, image in enumerate(images):
         by_size.setdefault(image.shape[:2], []).append(i)
-    for members in by_size.values():
+    batches = []
+    for (height, width), group in by_size.items():
+        per_call = max(1, NET_PIXELS // (height * width))
+        batches += [group[k:k + per_call] for k in range(0, len(group), per_call)]
+    for members in batches:
         inputs = {
             "rgb": np.stack([images[i].transpose(2, 0, 1) for i in members]).astype(np.float32) / np.float32(255),
             "sparse": np.stack([prepared[i][1][None] for i in members]).astype(np.float32),

@@ -151,6 +151,9 @@ def test_frames_batch_by_net_size():
     assert sorted(i["rgb"].shape[0] for i in recorder.inputs) == [1, 2]
     assert all(i["mask"].min() == 1.0 for i in recorder.inputs)
     assert [d.shape for d, _ in out] == [(10, 20), (12, 20), (10, 20)]
+    big = [Frame(str(i), np.zeros((600, 1000, 3), np.uint8), np.zeros((600, 1000), np.float32)) for i in range(3)]
+    complete(DepthNet(_info(), recorder, "fake"), big, "native")
+    assert [i["rgb"].shape[0] for i in recorder.inputs[2:]] == [1, 1, 1]  # 600 x 1000 x 2 > NET_PIXELS
 
 
 def test_far_sample_warning_names_the_frame(tiny, tmp_path):
