@@ -2,9 +2,10 @@
 
 For each model (U-Net baseline, MT-Depth) and size (128x256, 256x512): FLOPs of one
 training step (forward + backward, batch 4; torch.utils.flop_counter), then the step time
-of plain fp32 eager and of the default settings (`train.precision: auto`,
-`train.channels_last: auto`: bf16 autocast + channels_last on this CPU), achieved GFLOP/s
-and the speed-up, beside the machine's fp32 and bf16 matmul peak measured in the same run.
+of plain fp32 eager, of eager with the default precision and layout (`train.precision:
+auto`, `train.channels_last: auto`: bf16 autocast + channels_last on this CPU), and of that
+under torch.compile (`train.compile: auto` turns it on for runs of >= 1000 steps), achieved
+GFLOP/s and speed-ups, beside the machine's fp32 and bf16 matmul peak measured in the same run.
 Batches are in memory (the loader's share is measured by `mtdepth train`'s data-wait
 fraction). Run: `.venv/bin/python bench/bench_train.py [--steps N]`.
 """
@@ -56,13 +57,15 @@ def step_flops(name: str, height: int, width: int) -> float:
     return counter.get_total_flops()
 
 
-def step_seconds(name: str, height: int, width: int, precision: str, channels_last: bool, steps: int) -> float:
-    """Median seconds per optimizer step after two warm-up steps."""
+def step_seconds(name: str, height: int, width: int, precision: str, channels_last: bool, steps: int,
+                 compiled: bool = False) -> float:
+    """Median seconds per optimizer step after two warm-up steps (which include any compile)."""
     torch.manual_seed(0)
     memory = torch.channels_last if channels_last else torch.contiguous_format
     model = new_model(override(Params(), "train", model=name)).to(memory_format=memory)
     settings = StepSettings(device=CPU, precision=precision, channels_last=channels_last, warmup_steps=0)
-    trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=1e-4), MultiTaskLoss(), settings)
+    trainer = Trainer(torch.compile(model) if compiled else model, torch.optim.Adam(model.parameters(), lr=1e-4),
+                      MultiTaskLoss(), settings)
     batch = batch_of(height, width)
     times = []
     for step in range(steps + 2):
@@ -80,16 +83,18 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; default precision on this CPU: {default}")
     fp32_peak, bf16_peak = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f"matmul peak ({MATMUL_N}^2): fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s\n")
-    print("| model | size | GFLOP/step | fp32 eager s/step | GFLOP/s | default s/step | GFLOP/s | speed-up | "
-          "frames/s (default) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | size | GFLOP/step | fp32 eager s/step | GFLOP/s | eager default s/step | GFLOP/s | speed-up | "
+          "+ torch.compile s/step | GFLOP/s | speed-up | frames/s (compiled) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for height, width in SIZES:
         for name in ("unet", "mtdepth"):
             gflop = step_flops(name, height, width) / 1e9
             plain = step_seconds(name, height, width, "fp32", False, args.steps)
             fast = step_seconds(name, height, width, default, default != "fp32", args.steps)
+            fused = step_seconds(name, height, width, default, default != "fp32", args.steps, compiled=True)
             print(f"| {name} | {height}x{width} | {gflop:.1f} | {plain:.2f} | {gflop / plain:.0f} | {fast:.2f} | "
-                  f"{gflop / fast:.0f} | {plain / fast:.2f}x | {BATCH / fast:.1f} |", flush=True)
+                  f"{gflop / fast:.0f} | {plain / fast:.2f}x | {fused:.2f} | {gflop / fused:.0f} | {plain / fused:.2f}x | "
+                  f"{BATCH / fused:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ class TrainParams:
     epochs: int = 100
     precision: str = "auto"  # auto, fp32, bf16, fp16 (auto: bf16 on CPUs with bf16 units and on CUDA, else fp32)
     channels_last: str = "auto"  # auto (on with reduced precision), on, off
+    compile: str = "auto"  # torch.compile: auto (on for runs of >= 1000 steps with a C compiler), on, off
     workers: int = 2
     device: str = "auto"  # auto: cuda:LOCAL_RANK when present, else cpu
     out: str = "runs/train"
@@ -225,6 +226,7 @@ _CHECKS: dict[str, tuple[typing.Callable[[typing.Any], bool], str]] = {
     "train.epochs": (lambda v: v >= 1, ">= 1"),
     "train.precision": (lambda v: v in ("auto", "fp32", "bf16", "fp16"), "'auto', 'fp32', 'bf16' or 'fp16'"),
     "train.channels_last": (lambda v: v in ("auto", "on", "off"), "'auto', 'on' or 'off'"),
+    "train.compile": (lambda v: v in ("auto", "on", "off"), "'auto', 'on' or 'off'"),
     "train.workers": (lambda v: v >= 0, ">= 0"),
     "train.log_every": (lambda v: v >= 1, ">= 1"),
     "loss.w_init": (lambda v: v >= 0, ">= 0"),

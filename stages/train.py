@@ -30,10 +30,12 @@ from mtdepth.stages.progress import progress_bar
 @click.option("--batch", type=int, help="Frames per step and process. [train.batch]")
 @click.option("--workers", type=int, help="DataLoader processes. [train.workers]")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision. [train.precision]")
+@click.option("--compile", "compile_", type=click.Choice(["auto", "on", "off"]), help="torch.compile the step. [train.compile]")
 @click.option("--device", help="auto, cpu, cuda:0 ... [train.device]")
 @click.option("--out", help="Run folder: checkpoints and dvclive logs. [train.out]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-def train(params_file, store, model, mask_source, query, epochs, lr, batch, workers, precision, device, out, resume):
+def train(params_file, store, model, mask_source, query, epochs, lr, batch, workers, precision, compile_, device, out,
+          resume):
     """Train MT-Depth (or the U-Net baseline) from the cached arrays alone."""
     from mtdepth.stages.train_run import run
 
@@ -41,7 +43,7 @@ def train(params_file, store, model, mask_source, query, epochs, lr, batch, work
     params = override(params, "store", path=store)
     params = override(params, "model", query=query)
     params = override(params, "train", model=model, mask_source=mask_source, epochs=epochs, lr=lr, batch=batch,
-                      workers=workers, precision=precision, device=device, out=out)
+                      workers=workers, precision=precision, compile=compile_, device=device, out=out)
     started = time.time()
     summary = run(params, params.store.path, Path(params.train.out), resume, progress=progress_bar, echo=click.echo)
     if summary["metrics"]:

@@ -105,3 +105,12 @@ def test_rank_samplers_split_global_batches_and_blocks():
     assert list(RankTrainSampler(shards, seed=3, batch=2)) == single
     blocks = [list(BlockSampler(7, r, 2)) for r in range(2)]
     assert blocks == [[0, 1, 2], [3, 4, 5, 6]]
+
+
+def test_compile_is_chosen_for_long_runs_only():
+    from mtdepth.stages.train_run import COMPILE_MIN_STEPS, use_compile
+
+    assert use_compile("on", 1) and not use_compile("off", 10**6)
+    assert not use_compile("auto", COMPILE_MIN_STEPS - 1)  # the tests' runs: never compiled
+    import shutil
+    assert use_compile("auto", COMPILE_MIN_STEPS) == any(shutil.which(c) for c in ("cc", "gcc", "clang"))
