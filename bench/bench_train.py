@@ -64,7 +64,7 @@ def step_seconds(name: str, height: int, width: int, precision: str, channels_la
     memory = torch.channels_last if channels_last else torch.contiguous_format
     model = new_model(override(Params(), "train", model=name)).to(memory_format=memory)
     settings = StepSettings(device=CPU, precision=precision, channels_last=channels_last, warmup_steps=0)
-    trainer = Trainer(torch.compile(model) if compiled else model, torch.optim.Adam(model.parameters(), lr=1e-4),
+    trainer = Trainer(torch.compile(model, dynamic=False) if compiled else model, torch.optim.Adam(model.parameters(), lr=1e-4),
                       MultiTaskLoss(), settings)
     batch = batch_of(height, width)
     times = []

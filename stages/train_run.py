@@ -240,7 +240,7 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
     total_steps = t.epochs * steps_per_epoch(micro, t.accumulate)
     compiled = use_compile(t.compile, total_steps)
     if compiled:
-        trainer.model = torch.compile(wrapped)
+        trainer.model = torch.compile(wrapped, dynamic=False)  # static shapes: one size per run
     live = None
     if ranks.is_main:
         out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 import zarr
 from click.testing import CliRunner
 
@@ -16,23 +15,13 @@ from mtdepth.cache.layout import shard_key
 from mtdepth.cache.store import open_store
 from mtdepth.cli import cli
 from mtdepth.errors import MtDepthError
+from tiny_store import build_tiny_store
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[Path, Path]:
     """(params file, a sound store of 12 frames in 3 shards) from a tiny synthetic dataset."""
-    root = tmp_path_factory.mktemp("damage")
-    params = {
-        "synth": {"out": str(root / "data"), "scenes": ["Scene01", "Scene02"], "conditions": ["clone", "fog"],
-                  "frames": 3, "image_width": 310, "image_height": 94},
-        "data": {"root": str(root / "data"), "height": 64, "width": 128},
-        "store": {"path": str(root / "store.zarr"), "shard_frames": 4, "mask_sources": ["gt"]},
-    }
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    for command in ("synth", "segment"):
-        result = CliRunner().invoke(cli, [command, "--params", str(root / "params.yaml")])
-        assert result.exit_code == 0, result.output
-    return root / "params.yaml", root / "store.zarr"
+    return build_tiny_store(tmp_path_factory.mktemp("damage"))
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from zarr.storage import LocalStore
 
 from mtdepth.cache.store import open_store
 from mtdepth.cli import cli
+from tiny_store import build_tiny_store
 
 HOLDER = textwrap.dedent(
     """
@@ -35,18 +36,7 @@ HOLDER = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("writers")
-    params = {
-        "synth": {"out": str(root / "data"), "scenes": ["Scene01", "Scene02"], "conditions": ["clone", "fog"],
-                  "frames": 3, "image_width": 310, "image_height": 94},
-        "data": {"root": str(root / "data"), "height": 64, "width": 128},
-        "segmenter": {"device": "cpu"},
-        "store": {"path": str(root / "store.zarr"), "shard_frames": 4, "mask_sources": ["gt"]},
-    }
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    for command in ("synth", "segment"):
-        assert CliRunner().invoke(cli, [command, "--params", str(root / "params.yaml")]).exit_code == 0
-    return root / "params.yaml", root / "store.zarr"
+    return build_tiny_store(tmp_path_factory.mktemp("writers"), segmenter={"device": "cpu"})
 
 
 @pytest.fixture
