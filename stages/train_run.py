@@ -138,18 +138,15 @@ class Data:
 def open_data(params: Params, store: str) -> Data:
     """Training and validation datasets, refusing a store made with other params (naming the keys)."""
     reader = open_store(store)
-    source = params.train.mask_source
-    has_gt = "gt" in reader.mask_sources()
-    if params.train.model == "mtdepth" and source != "none" and mask_array(source) not in reader.arrays():
-        raise MtDepthError(f"store {store}: has no mask source {source!r} "
+    mask = params.train.mask_source if params.train.model == "mtdepth" else "none"  # the U-Net takes no mask
+    if mask != "none" and mask_array(mask) not in reader.arrays():
+        raise MtDepthError(f"store {store}: has no mask source {mask!r} "
                            f"(it has: {', '.join(reader.mask_sources()) or 'no masks'}; or use 'none')")
-    names = arrays_for(source if params.train.model == "mtdepth" else "none", has_gt)
-    required = required_provenance(reader, params, names)
+    required = required_provenance(reader, params, arrays_for(mask, "gt" in reader.mask_sources()))
     size = params.model.attention_size
     if params.train.model == "mtdepth" and (size[0] > reader.height or size[1] > reader.width):
         raise MtDepthError(f"model.attention_size {list(size)} is larger than the store's "
                            f"{reader.height}x{reader.width} frames")
-    mask = source if params.train.model == "mtdepth" else "none"
     train = CachedDepthDataset(store, "train", mask, required=required)
     val = CachedDepthDataset(store, "val", mask)
     if len(train) == 0:
