@@ -17,6 +17,7 @@ The street is laid out block by block (BLOCK_LENGTH metres), each block from its
 stream, so frame k of a sequence is the same whatever the sequence length.
 
 Parts: `world` (constants, camera, random streams), `layout` (the street from a seed),
+`parts` (the boxes of vehicles, pedestrians and street furniture),
 `raycast` (depth and surfaces per pixel), `shade` (each condition's appearance), `write`
 (the Virtual KITTI 2 files).
 """

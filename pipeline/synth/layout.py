@@ -12,17 +12,15 @@ import numpy as np
 
 from mtdepth.pipeline import vkitti2_format as vk
 from mtdepth.pipeline.synth.world import (
-    BACKDROP_BEYOND, BACKDROP_HEIGHT, BACKDROP_WAVE, BARK_COLOUR, BLOCK_LENGTH, BUILDING_DEPTH, BUILDING_GAP,
-    BUILDING_LENGTH, CAMERA_STEP, CHILD_CHANCE, CHILD_HEIGHT, CHIN, CLASS_IDS, CLOTHES, FACADE, FACADE_COLOURS,
-    FOLIAGE, FOLIAGE_COLOUR, GLASS_COLOUR, GRAIN_SIZE, HIP, HOUSING_COLOUR, KERB_COLOUR, LAMP_ARM, LAMP_HEIGHT,
-    LANE_WIDTH, LAWN_COLOUR, LEAD_CHANCE, LEAD_DISTANCE, LEAD_SWAY, LEAD_SWAY_PERIOD, LEG_SWING, MARKING_COLOUR,
-    METAL_COLOUR, NEAR_CLIP, OBJECT_RANGE, PARKING_WIDTH, PERSON_DEPTH, PERSON_HEIGHT, PLAIN, POLE_MIX, POLE_OFFSET,
-    PROP_GAP, ROAD, ROAD_COLOUR, SHOULDER, SIDEWALK, SIDEWALK_COLOUR, SIDEWALK_WIDTH, SIGNAL_HEIGHT, SIGN_COLOURS,
-    SIGN_HALF_WIDTH, SIGN_HEIGHT, SKIN, STATIC_RANGE, STYLES, TRAFFIC_SPEED, TREE_CROWN_BASE, TREE_CROWN_HALF_WIDTH,
-    TREE_CROWN_HEIGHT, TREE_OFFSET, TYRE_COLOUR, VEHICLE_MIX, VEHICLE_PAINTS, VEHICLE_SIZE, WALKWAYS, WALK_SPEED,
-    WHEEL_DIAMETER, WINDOW_SPACING, _BUILDINGS, _LEAD, _PARKED, _PROPS, _STYLE, _TEXTURE, _TRAFFIC, _WALKERS,
+    BACKDROP_BEYOND, BACKDROP_HEIGHT, BACKDROP_WAVE, BLOCK_LENGTH, BUILDING_DEPTH, BUILDING_GAP, BUILDING_LENGTH,
+    CAMERA_STEP, CLASS_IDS, FACADE, FACADE_COLOURS, FOLIAGE, FOLIAGE_COLOUR, GRAIN_SIZE, KERB_COLOUR, LANE_WIDTH,
+    LAWN_COLOUR, LEAD_CHANCE, LEAD_DISTANCE, LEAD_SWAY, LEAD_SWAY_PERIOD, MARKING_COLOUR, NEAR_CLIP, OBJECT_RANGE,
+    PARKING_WIDTH, PERSON_DEPTH, PLAIN, POLE_MIX, POLE_OFFSET, PROP_GAP, ROAD, ROAD_COLOUR, SIDEWALK,
+    SIDEWALK_COLOUR, SIDEWALK_WIDTH, STATIC_RANGE, STYLES, TRAFFIC_SPEED, TREE_OFFSET, VEHICLE_MIX, VEHICLE_SIZE,
+    WALKWAYS, WALK_SPEED, WINDOW_SPACING, _BUILDINGS, _LEAD, _PARKED, _PROPS, _STYLE, _TEXTURE, _TRAFFIC, _WALKERS,
     _jitter, _pick, _rng,
 )
+from mtdepth.pipeline.synth.parts import lamp_post, pedestrian_parts, sign, traffic_light, tree, vehicle_parts
 
 
 @dataclass(eq=False)
@@ -127,56 +125,6 @@ def _place_along(seed: int, scene: str, key: tuple[int, ...], z_range: tuple[flo
             z += length + gap(rng)
 
 
-def _box(lo: tuple, hi: tuple) -> tuple[np.ndarray, np.ndarray]:
-    return np.array(lo, np.float32), np.array(hi, np.float32)
-
-
-def _vehicle_parts(rng: np.random.Generator, class_name: str, heading: float) -> tuple[float, list]:
-    """(length, [(lo, hi, colour)]) of a Car, Van or Truck whose front points along heading*Z."""
-    length, width, roof = (rng.uniform(*size) for size in VEHICLE_SIZE[class_name])
-    wheel = WHEEL_DIAMETER[class_name]
-    half, paint = width / 2, _jitter(rng, _pick(rng, VEHICLE_PAINTS), 8)
-    front, back = length / 2, -length / 2
-    axle = front - 1.3 * wheel  # front axle; the rear one mirrors it
-    parts = []
-    if class_name == "Car":
-        belt = wheel + 0.35 * (roof - wheel)
-        parts += [_box((-half, wheel / 2, back), (half, belt, front)) + (paint,),
-                  _box((-half + 0.08, belt, back + 0.25 * length), (half - 0.08, roof, front - 0.3 * length))
-                  + (GLASS_COLOUR,)]
-    elif class_name == "Van":
-        nose = front - 0.9
-        parts += [_box((-half, wheel / 2, back), (half, roof, nose)) + (paint,),
-                  _box((-half, wheel / 2, nose), (half, wheel + 0.5, front)) + (paint,)]
-    else:
-        cab = front - 2.0
-        parts += [_box((-half, wheel / 2, cab), (half, 0.8 * roof, front)) + (paint,),
-                  _box((-half, 0.9 * wheel, back), (half, roof, cab - 0.3))
-                  + (_jitter(rng, _pick(rng, FACADE_COLOURS)),)]
-        axle = front - 1.2 * wheel
-    for z in (axle, -axle):
-        parts.append(_box((-half + 0.02, 0.0, z - wheel / 2), (half - 0.02, wheel, z + wheel / 2)) + (TYRE_COLOUR,))
-    if heading < 0:
-        along_z = np.array([False, False, True])  # mirrored along Z, where lo and hi swap
-        parts = [(np.where(along_z, -hi, lo), np.where(along_z, -lo, hi), colour) for lo, hi, colour in parts]
-    return length, parts
-
-
-def _pedestrian_parts(rng: np.random.Generator) -> tuple[list, np.ndarray]:
-    """([(lo, hi, colour)], swing per part) of a person: two legs, torso with arms, neck, head."""
-    height = rng.uniform(*(CHILD_HEIGHT if rng.random() < CHILD_CHANCE else PERSON_HEIGHT))
-    s = height / np.mean(PERSON_HEIGHT)  # widths scale with height
-    hip, shoulder, chin = HIP * height, SHOULDER * height, CHIN * height
-    trousers, shirt, skin = _pick(rng, CLOTHES), _pick(rng, CLOTHES), _pick(rng, SKIN)
-    parts = [_box((-0.17 * s, 0.0, -0.08), (-0.03 * s, hip, 0.08)) + (trousers,),
-             _box((0.03 * s, 0.0, -0.08), (0.17 * s, hip, 0.08)) + (trousers,),
-             _box((-0.23 * s, hip, -0.12), (0.23 * s, shoulder, 0.12)) + (shirt,),
-             _box((-0.06 * s, shoulder, -0.06), (0.06 * s, chin, 0.06)) + (skin,),
-             _box((-0.09 * s, chin, -0.11), (0.09 * s, height, 0.11)) + (skin,)]
-    swing = np.array([1.0, -1.0, 0.0, 0.0, 0.0], np.float32) * LEG_SWING * s
-    return parts, swing
-
-
 def _lay_out_buildings(seed, scene, style, book, side, facade_at, z_range) -> list[tuple]:
     """Buildings on one side as _BUILDING rows, with gaps; each one a surface of its own."""
     def gap(rng):
@@ -195,40 +143,6 @@ def _lay_out_buildings(seed, scene, style, book, side, facade_at, z_range) -> li
     return rows
 
 
-def _tree(rng, book, x, z) -> list[tuple]:
-    """Trunk and a box of a crown, as [((lo, hi), surface)]."""
-    base, half, height = (rng.uniform(*r) for r in (TREE_CROWN_BASE, TREE_CROWN_HALF_WIDTH, TREE_CROWN_HEIGHT))
-    trunk = 0.13  # half width
-    return [(_box((x - trunk, 0, z - trunk), (x + trunk, base + 0.5, z + trunk)), book.add(BARK_COLOUR, "Tree")),
-            (_box((x - half, base, z - half), (x + half, base + height, z + half)),
-             book.add(_jitter(rng, FOLIAGE_COLOUR, 20), "Tree", FOLIAGE))]
-
-
-def _lamp_post(rng, book, x, z, side) -> list[tuple]:
-    """Pole, an arm reaching over the road, and the lamp at its end."""
-    top, arm_end = rng.uniform(*LAMP_HEIGHT), x - side * rng.uniform(*LAMP_ARM)
-    metal = book.add(METAL_COLOUR, "Pole")
-    return [(_box((x - 0.08, 0, z - 0.08), (x + 0.08, top, z + 0.08)), metal),
-            (_box((min(x, arm_end), top - 0.12, z - 0.05), (max(x, arm_end), top, z + 0.05)), metal),
-            (_box((arm_end - 0.25, top - 0.25, z - 0.15), (arm_end + 0.25, top - 0.05, z + 0.15)), metal)]
-
-
-def _sign(rng, book, x, z) -> list[tuple]:
-    """A thin post and a square plate facing the camera."""
-    bottom, half = rng.uniform(*SIGN_HEIGHT), rng.uniform(*SIGN_HALF_WIDTH)
-    return [(_box((x - 0.04, 0, z - 0.04), (x + 0.04, bottom, z + 0.04)), book.add(METAL_COLOUR, "Pole")),
-            (_box((x - half, bottom, z - 0.06), (x + half, bottom + 2 * half, z - 0.03)),
-             book.add(_pick(rng, SIGN_COLOURS), "TrafficSign"))]
-
-
-def _traffic_light(rng, book, x, z) -> list[tuple]:
-    """A post and the housing of a traffic light on top."""
-    bottom = rng.uniform(*SIGNAL_HEIGHT)
-    return [(_box((x - 0.07, 0, z - 0.07), (x + 0.07, bottom, z + 0.07)), book.add(METAL_COLOUR, "Pole")),
-            (_box((x - 0.17, bottom, z - 0.3), (x + 0.17, bottom + 0.9, z - 0.07)),
-             book.add(HOUSING_COLOUR, "TrafficLight"))]
-
-
 def _lay_out_props(seed, scene, style, book, side, kerb, z_range) -> list[tuple]:
     """Kerbside furniture on one side as [((lo, hi), surface)] world boxes."""
     names, weights = zip(*POLE_MIX)
@@ -236,15 +150,15 @@ def _lay_out_props(seed, scene, style, book, side, kerb, z_range) -> list[tuple]
     spots = _place_along(seed, scene, (_PROPS, side), z_range, lambda r: r.uniform(*PROP_GAP), lambda r: (0.5, r))
     for z, _, rng, _ in spots:
         if rng.random() < style.tree_chance:
-            boxes += _tree(rng, book, side * (kerb + TREE_OFFSET), z)
+            boxes += tree(rng, book, side * (kerb + TREE_OFFSET), z)
             continue
         x, name = side * (kerb + POLE_OFFSET), names[rng.choice(len(names), p=np.array(weights) / sum(weights))]
         if name == "lamp":
-            boxes += _lamp_post(rng, book, x, z, side)
+            boxes += lamp_post(rng, book, x, z, side)
         elif name == "sign":
-            boxes += _sign(rng, book, x, z)
+            boxes += sign(rng, book, x, z)
         else:
-            boxes += _traffic_light(rng, book, x, z)
+            boxes += traffic_light(rng, book, x, z)
     return boxes
 
 
@@ -265,7 +179,7 @@ def _vehicle_row(seed, scene, book, key, x, heading, speed, gap, z_range) -> lis
     """Vehicles in one lane or parking strip, all at one speed, so they never collide."""
     def make(rng):
         class_name = _choose_vehicle(rng)
-        length, parts = _vehicle_parts(rng, class_name, heading)
+        length, parts = vehicle_parts(rng, class_name, heading)
         return length, (class_name, parts)
 
     return [_track(order, class_name, x, z + length / 2, speed, parts, book)
@@ -276,7 +190,7 @@ def _vehicle_row(seed, scene, book, key, x, heading, speed, gap, z_range) -> lis
 def _walker_row(seed, scene, book, key, x, speed, gap, z_range) -> list[Track]:
     """Pedestrians on one walkway, all at one speed along Z (0: standing)."""
     def make(rng):
-        parts, swing = _pedestrian_parts(rng)
+        parts, swing = pedestrian_parts(rng)
         return PERSON_DEPTH, (parts, swing * (speed != 0), rng.uniform(0, 2 * np.pi))
 
     return [_track(order, "Pedestrian", x, z + depth / 2, speed, parts, book, swing=swing, phase=phase)
@@ -349,7 +263,7 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
     lead_rng = _rng(seed, scene, _LEAD)
     if lead_rng.random() < LEAD_CHANCE:
         class_name = _choose_vehicle(lead_rng)
-        _, parts = _vehicle_parts(lead_rng, class_name, 1.0)
+        _, parts = vehicle_parts(lead_rng, class_name, 1.0)
         tracks.append(_track((_LEAD,), class_name, camera_x, lead_rng.uniform(*LEAD_DISTANCE), step, parts, book,
                              sway=lead_rng.uniform(*LEAD_SWAY), sway_period=lead_rng.uniform(*LEAD_SWAY_PERIOD),
                              phase=lead_rng.uniform(0, 2 * np.pi)))
