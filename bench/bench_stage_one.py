@@ -26,7 +26,7 @@ from mtdepth.cache.stage_one import build
 from mtdepth.cache.store import open_store
 from mtdepth.cli import cli
 from mtdepth.params import load_params, override
-from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig
+from mtdepth.pipeline.segmenter import Segmenter, config_from
 from mtdepth.pipeline.sparse import sparsify
 from mtdepth.pipeline.vkitti2 import index_frames, load_frame
 
@@ -73,8 +73,7 @@ def run(work: Path, params, args) -> None:
           f"torch threads {torch.get_num_threads()}\n")
 
     # 1. stage one against bare ultralytics on the same frames and weights.
-    config = SegmenterConfig(weights=seg.weights, imgsz=seg.imgsz, conf=seg.conf, iou=seg.iou,
-                             classes=seg.classes, batch=seg.batch, device=seg.device)
+    config = config_from(seg)
     segmenter = Segmenter(config)
     model = segmenter.model
     decoded = [load_frame(r, height, width, params.data.max_depth).rgb for r in refs]

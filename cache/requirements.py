@@ -16,7 +16,7 @@ from mtdepth.cache.fingerprint import canonical
 from mtdepth.cache.schema import mask_array
 from mtdepth.cache.store import StoreReader
 from mtdepth.params import Params
-from mtdepth.pipeline.segmenter import SegmenterConfig, segmenter_provenance
+from mtdepth.pipeline.segmenter import config_from, segmenter_provenance, segmenter_settings
 
 YOLO = "yolo"
 
@@ -33,13 +33,11 @@ def arrays_for(mask_source: str, has_gt_mask: bool) -> list[str]:
 
 def _segmenter_keys(params: Params) -> dict:
     """The segmenter settings params decide; the weights hash only when the weights file is here."""
-    s = params.segmenter
-    config = SegmenterConfig(weights=s.weights, imgsz=s.imgsz, conf=s.conf, iou=s.iou, classes=s.classes)
-    if Path(s.weights).is_file():
+    config = config_from(params.segmenter)
+    if Path(config.weights).is_file():
         return segmenter_provenance(config)
-    warnings.warn(f"{s.weights}: segmenter weights not here; checking the store's masks by file name only")
-    return {"weights_name": Path(s.weights).name, "imgsz": s.imgsz, "conf": s.conf, "iou": s.iou,
-            "classes": list(s.classes)}
+    warnings.warn(f"{config.weights}: segmenter weights not here; checking the store's masks by file name only")
+    return segmenter_settings(config)
 
 
 def param_keys(params: Params, name: str) -> dict:

@@ -25,7 +25,7 @@ from mtdepth.cache.store import FrameTable, open_for_write, open_store
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Params
 from mtdepth.pipeline import vkitti2_format as fmt
-from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig, segmenter_provenance
+from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig, config_from, segmenter_provenance
 from mtdepth.pipeline.sparse import sparsify
 from mtdepth.pipeline.splits import random_split, scene_split
 from mtdepth.pipeline.vkitti2 import FrameRef, load_frame
@@ -182,7 +182,7 @@ def provenances(refs: Sequence[FrameRef], params: Params, mask_sources: Sequence
         result[MASK_PREFIX + "gt"] = {"source": files_digest([r.instance for r in refs], root), **geometry,
                                       "resize": "nearest"}
     if "yolo" in mask_sources:
-        result[MASK_PREFIX + "yolo"] = {**rgb, "segmenter": segmenter_provenance(segmenter_config(params))}
+        result[MASK_PREFIX + "yolo"] = {**rgb, "segmenter": segmenter_provenance(config_from(params.segmenter))}
     return result
 
 
@@ -227,12 +227,6 @@ def check_segmenter(params: Params) -> None:
     check_device(params.segmenter.device)
 
 
-def segmenter_config(params: Params) -> SegmenterConfig:
-    s = params.segmenter
-    return SegmenterConfig(weights=s.weights, imgsz=s.imgsz, conf=s.conf, iou=s.iou, classes=s.classes,
-                           batch=s.batch, device=s.device)
-
-
 def build(refs: Sequence[FrameRef], params: Params, url: str, *, scheduler: str | None = None,
           decode_workers: int = 2, overwrite: bool = False, repair: bool = False,
           make_segmenter: Callable[[SegmenterConfig], Segmenter] = Segmenter,
@@ -255,7 +249,7 @@ def build(refs: Sequence[FrameRef], params: Params, url: str, *, scheduler: str 
     frames = frame_table(refs, params)
     segmenter = None
     if yolo in wanted and (repair or not _is_current(url, yolo, wanted[yolo])):
-        segmenter = make_segmenter(segmenter_config(params))
+        segmenter = make_segmenter(config_from(params.segmenter))
     try:
         with ShardDecoder(params.data.height, params.data.width, params.data.max_depth, params.sparse.keep_prob,
                           params.seed, decode_workers, scheduler) as decoder, \

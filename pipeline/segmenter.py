@@ -8,6 +8,7 @@ stretch) and merges them by element-wise max (paper eq. 1).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -96,17 +97,26 @@ def check_weights_path(weights: str) -> Path:
     return path
 
 
-def segmenter_provenance(config: SegmenterConfig, sha256: str | None = None) -> dict:
-    """The inputs that decide a segmenter's masks, without loading the model (hashes the file)."""
-    path = check_weights_path(config.weights)
+def config_from(section) -> SegmenterConfig:
+    """The SegmenterConfig of a `segmenter` params section (it has the same fields)."""
+    return SegmenterConfig(**{f.name: getattr(section, f.name) for f in dataclasses.fields(SegmenterConfig)})
+
+
+def segmenter_settings(config: SegmenterConfig) -> dict:
+    """The settings that decide a segmenter's masks, besides the weights' bytes (no file is read)."""
     return {
-        "weights_sha256": sha256 or sha256_file(path),
-        "weights_name": path.name,
+        "weights_name": Path(config.weights).name,
         "imgsz": config.imgsz,
         "conf": config.conf,
         "iou": config.iou,
         "classes": list(config.classes),
     }
+
+
+def segmenter_provenance(config: SegmenterConfig, sha256: str | None = None) -> dict:
+    """The inputs that decide a segmenter's masks, without loading the model (hashes the file)."""
+    path = check_weights_path(config.weights)
+    return {"weights_sha256": sha256 or sha256_file(path), **segmenter_settings(config)}
 
 
 class Segmenter:
