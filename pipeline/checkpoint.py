@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from mtdepth.errors import MtDepthError
+from mtdepth.pipeline.files import atomic_write
 from mtdepth.pipeline.models import DepthCompletionNet, build_model
 
 FORMAT = "mtdepth-checkpoint"
@@ -72,17 +73,7 @@ def checkpoint_state(model: DepthCompletionNet, info: CheckpointInfo, **training
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """Write `state` to `path` atomically: a temporary file beside it, fsync, then rename over."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise MtDepthError(f"{path}: cannot write checkpoint ({exc.strerror or exc})") from None
+    atomic_write(path, lambda temporary: torch.save(state, temporary), durable=True)
 
 
 _UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError)

@@ -13,8 +13,6 @@ Accepted inputs (`discover`):
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from mtdepth.errors import MtDepthError
+from mtdepth.pipeline.files import atomic_write
 from mtdepth.pipeline.vkitti2_format import read_rgb
 
 UNITS_PER_METRE = 256.0
@@ -117,18 +116,6 @@ def read_intrinsics(path: Path) -> tuple[float, float, float, float]:
     if len(values) != 9 or values[0] <= 0 or values[4] <= 0:
         raise MtDepthError(f"{path}: intrinsics must be 9 numbers (the 3x3 K row by row), got {len(values)}")
     return values[0], values[4], values[2], values[5]
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(temporary) for a file beside `path`, then rename it over `path`: never half-written."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise MtDepthError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def write_depth_png(path: Path, metres: np.ndarray) -> None:

@@ -28,7 +28,7 @@ from torch.onnx import symbolic_helper
 
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.checkpoint import CheckpointInfo
-from mtdepth.pipeline.kitti_io import atomic_write
+from mtdepth.pipeline.files import atomic_write
 
 FORMAT = "mtdepth-onnx"
 VERSION = 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtdepth.pipeline.kitti_io import atomic_write
+from mtdepth.pipeline.files import atomic_write
 
 _VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
 

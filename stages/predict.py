@@ -20,7 +20,7 @@ from PIL import Image
 
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline import kitti_io
-from mtdepth.pipeline.kitti_io import atomic_write
+from mtdepth.pipeline.files import atomic_write
 from mtdepth.stages.progress import progress_bar
 
 COLOUR_MAP = "turbo_r"  # near red, far blue
