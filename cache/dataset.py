@@ -43,6 +43,19 @@ RGB_MAX = 255.0
 CACHED_SHARDS = 2  # decoded shards kept per process: a batch may straddle two
 
 
+def check_mask_source(reader: StoreReader, mask_source: str) -> None:
+    """Refuse a store without a committed mask/<mask_source> (nothing to check for "none")."""
+    if mask_source == NO_MASK:
+        return
+    name = mask_array(mask_source)
+    if name not in reader.arrays():
+        raise MtDepthError(
+            f"store {reader.url}: has no mask source {mask_source!r} "
+            f"(it has: {', '.join(reader.mask_sources()) or 'no masks'}; or use '{NO_MASK}')"
+        )
+    reader.array(name)  # refuses an incomplete one
+
+
 class CachedDepthDataset(Dataset):
     """Frames of one split of a store, as float32 tensors (see the module docstring)."""
 
@@ -63,7 +76,7 @@ class CachedDepthDataset(Dataset):
             reader.array(name)
         for name, provenance in (required or {}).items():
             reader.require(name, provenance)
-        self._check_mask_source(reader)
+        check_mask_source(reader, self.mask_source)
         self.has_gt_mask = mask_array(GT_MASK_SOURCE) in reader.arrays()
         if self.has_gt_mask:
             reader.array(mask_array(GT_MASK_SOURCE))  # refuses an incomplete one
@@ -75,17 +88,6 @@ class CachedDepthDataset(Dataset):
         self._arrays: dict | None = None  # opened lazily, per process
         self._opened_in: int | None = None
         self._shards: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
-
-    def _check_mask_source(self, reader: StoreReader) -> None:
-        if self.mask_source == NO_MASK:
-            return
-        name = mask_array(self.mask_source)
-        if name not in reader.arrays():
-            raise MtDepthError(
-                f"store {self.url}: has no mask source {self.mask_source!r} "
-                f"(it has: {', '.join(reader.mask_sources()) or 'no masks'}; or use '{NO_MASK}')"
-            )
-        reader.array(name)  # refuses an incomplete one
 
     def __len__(self) -> int:
         return len(self.rows)

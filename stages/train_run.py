@@ -21,11 +21,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from mtdepth.cache.dataset import CachedDepthDataset
+from mtdepth.cache.dataset import CachedDepthDataset, check_mask_source
 from mtdepth.cache.fingerprint import canonical, describe_differences
 from mtdepth.cache.requirements import arrays_for, required_provenance
 from mtdepth.cache.sampling import rank_loaders
-from mtdepth.cache.schema import mask_array
 from mtdepth.cache.store import open_store
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Params, to_dict
@@ -139,9 +138,7 @@ def open_data(params: Params, store: str) -> Data:
     """Training and validation datasets, refusing a store made with other params (naming the keys)."""
     reader = open_store(store)
     mask = params.train.mask_source if params.train.model == "mtdepth" else "none"  # the U-Net takes no mask
-    if mask != "none" and mask_array(mask) not in reader.arrays():
-        raise MtDepthError(f"store {store}: has no mask source {mask!r} "
-                           f"(it has: {', '.join(reader.mask_sources()) or 'no masks'}; or use 'none')")
+    check_mask_source(reader, mask)
     required = required_provenance(reader, params, arrays_for(mask, "gt" in reader.mask_sources()))
     size = params.model.attention_size
     if params.train.model == "mtdepth" and (size[0] > reader.height or size[1] > reader.width):
