@@ -180,71 +180,89 @@ class Params:
 
 
 # Value checks beyond the type: key -> (predicate, what it must be).
-_CHECKS: dict[str, tuple[typing.Callable[[typing.Any], bool], str]] = {
-    "data.height": (lambda v: v > 0 and v % 32 == 0, "a positive multiple of 32"),
-    "data.width": (lambda v: v > 0 and v % 32 == 0, "a positive multiple of 32"),
+Check = tuple[typing.Callable[[typing.Any], bool], str]  # (predicate, what the value must be)
+
+
+def _one_of(*choices: str) -> Check:
+    """The value is one of `choices` ("'a', 'b' or 'c'")."""
+    return (lambda v: v in choices, ", ".join(map(repr, choices[:-1])) + f" or {choices[-1]!r}")
+
+
+def _at_least(low: int) -> Check:
+    return (lambda v: v >= low, f">= {low}")
+
+
+def _above(low: float, unit: str = "") -> Check:
+    return (lambda v: v > low, f"> {low:g}" + (f" {unit}" if unit else ""))
+
+
+_MULTIPLE_OF_32: Check = (lambda v: v > 0 and v % 32 == 0, "a positive multiple of 32")
+
+_CHECKS: dict[str, Check] = {
+    "data.height": _MULTIPLE_OF_32,
+    "data.width": _MULTIPLE_OF_32,
     "data.max_depth": (lambda v: 0 < v <= 655.34, "in (0, 655.34] metres"),
-    "data.first_frame": (lambda v: v >= 0, ">= 0"),
+    "data.first_frame": _at_least(0),
     "data.scenes": (lambda v: set(v) <= set(SCENES), f"a subset of {list(SCENES)}"),
     "data.conditions": (lambda v: all(c for c in v), "non-empty names"),
-    "synth.frames": (lambda v: v >= 1, ">= 1"),
+    "synth.frames": _at_least(1),
     "synth.scenes": (lambda v: len(v) > 0 and set(v) <= set(SCENES), f"a non-empty subset of {list(SCENES)}"),
     "synth.conditions": (lambda v: len(v) > 0 and set(v) <= set(CONDITIONS), f"a non-empty subset of {list(CONDITIONS)}"),
-    "synth.image_width": (lambda v: v >= 64, ">= 64"),
-    "synth.image_height": (lambda v: v >= 32, ">= 32"),
+    "synth.image_width": _at_least(64),
+    "synth.image_height": _at_least(32),
     "sparse.keep_prob": (lambda v: 0 < v <= 1, "in (0, 1]"),
-    "segmenter.imgsz": (lambda v: v > 0 and v % 32 == 0, "a positive multiple of 32"),
+    "segmenter.imgsz": _MULTIPLE_OF_32,
     "segmenter.conf": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "segmenter.iou": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "segmenter.batch": (lambda v: v >= 1, ">= 1"),
-    "fit_segmenter.imgsz": (lambda v: v > 0 and v % 32 == 0, "a positive multiple of 32"),
-    "fit_segmenter.epochs": (lambda v: v >= 1, ">= 1"),
-    "fit_segmenter.budget_minutes": (lambda v: v > 0, "> 0"),
-    "fit_segmenter.batch": (lambda v: v >= 1, ">= 1"),
+    "segmenter.batch": _at_least(1),
+    "fit_segmenter.imgsz": _MULTIPLE_OF_32,
+    "fit_segmenter.epochs": _at_least(1),
+    "fit_segmenter.budget_minutes": _above(0),
+    "fit_segmenter.batch": _at_least(1),
     "store.mask_sources": (lambda v: set(v) <= {"yolo", "gt"}, "a subset of ['yolo', 'gt']"),
-    "store.split": (lambda v: v in ("random", "scene"), "'random' or 'scene'"),
+    "store.split": _one_of("random", "scene"),
     "store.val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "store.shard_frames": (lambda v: v >= 1, ">= 1"),
+    "store.shard_frames": _at_least(1),
     "model.unet_channels": (lambda v: len(v) >= 2 and all(c > 0 for c in v), "two or more positive ints"),
-    "train.model": (lambda v: v in ("mtdepth", "unet"), "'mtdepth' or 'unet'"),
-    "train.mask_source": (lambda v: v in ("yolo", "gt", "none"), "'yolo', 'gt' or 'none'"),
-    "model.attention_dim": (lambda v: v >= 1, ">= 1"),
+    "train.model": _one_of("mtdepth", "unet"),
+    "train.mask_source": _one_of("yolo", "gt", "none"),
+    "model.attention_dim": _at_least(1),
     "model.attention_size": (lambda v: min(v) >= 1, "two positive ints"),
-    "model.fusion_channels": (lambda v: v >= 1, ">= 1"),
-    "model.head_channels": (lambda v: v >= 1, ">= 1"),
-    "model.se_reduction": (lambda v: v >= 1, ">= 1"),
-    "model.query": (lambda v: v in ("mask", "mask_pos", "mask_feat"), "'mask', 'mask_pos' or 'mask_feat'"),
-    "model.init_depth": (lambda v: v > 0, "> 0 metres"),
-    "train.lr": (lambda v: v > 0, "> 0"),
-    "train.schedule": (lambda v: v in ("cosine", "constant"), "'cosine' or 'constant'"),
-    "train.warmup_steps": (lambda v: v >= 0, ">= 0"),
+    "model.fusion_channels": _at_least(1),
+    "model.head_channels": _at_least(1),
+    "model.se_reduction": _at_least(1),
+    "model.query": _one_of("mask", "mask_pos", "mask_feat"),
+    "model.init_depth": _above(0, "metres"),
+    "train.lr": _above(0),
+    "train.schedule": _one_of("cosine", "constant"),
+    "train.warmup_steps": _at_least(0),
     "train.min_lr_ratio": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "train.weight_decay": (lambda v: v >= 0, ">= 0"),
+    "train.weight_decay": _at_least(0),
     "train.grad_clip": (lambda v: v >= 0, ">= 0 (0: off)"),
-    "train.batch": (lambda v: v >= 1, ">= 1"),
-    "train.accumulate": (lambda v: v >= 1, ">= 1"),
-    "train.epochs": (lambda v: v >= 1, ">= 1"),
-    "train.precision": (lambda v: v in ("auto", "fp32", "bf16", "fp16"), "'auto', 'fp32', 'bf16' or 'fp16'"),
-    "train.channels_last": (lambda v: v in ("auto", "on", "off"), "'auto', 'on' or 'off'"),
-    "train.compile": (lambda v: v in ("auto", "on", "off"), "'auto', 'on' or 'off'"),
-    "train.workers": (lambda v: v >= 0, ">= 0"),
-    "train.log_every": (lambda v: v >= 1, ">= 1"),
-    "loss.w_init": (lambda v: v >= 0, ">= 0"),
-    "loss.w_obj": (lambda v: v >= 0, ">= 0"),
-    "loss.w_seg": (lambda v: v >= 0, ">= 0"),
-    "loss.depth_error": (lambda v: v in ("l1", "l2", "smooth_l1"), "'l1', 'l2' or 'smooth_l1'"),
-    "evaluate.split": (lambda v: v in ("val", "train", "all"), "'val', 'train' or 'all'"),
-    "evaluate.frames": (lambda v: v >= 1, ">= 1"),
-    "evaluate.batch": (lambda v: v >= 1, ">= 1"),
-    "evaluate.workers": (lambda v: v >= 0, ">= 0"),
+    "train.batch": _at_least(1),
+    "train.accumulate": _at_least(1),
+    "train.epochs": _at_least(1),
+    "train.precision": _one_of("auto", "fp32", "bf16", "fp16"),
+    "train.channels_last": _one_of("auto", "on", "off"),
+    "train.compile": _one_of("auto", "on", "off"),
+    "train.workers": _at_least(0),
+    "train.log_every": _at_least(1),
+    "loss.w_init": _at_least(0),
+    "loss.w_obj": _at_least(0),
+    "loss.w_seg": _at_least(0),
+    "loss.depth_error": _one_of("l1", "l2", "smooth_l1"),
+    "evaluate.split": _one_of("val", "train", "all"),
+    "evaluate.frames": _at_least(1),
+    "evaluate.batch": _at_least(1),
+    "evaluate.workers": _at_least(0),
     "evaluate.boundary_px": (lambda v: v >= 1, ">= 1 pixel"),
     "evaluate.distance_bins": (lambda v: len(v) >= 2 and v[0] >= 0 and all(a < b for a, b in zip(v, v[1:])),
                                "two or more increasing edges >= 0 metres"),
     "evaluate.panel_frames": (lambda v: all(i >= 0 for i in v), "positions >= 0"),
-    "evaluate.panel_error_max": (lambda v: v > 0, "> 0 metres"),
-    "evaluate.panel_dpi": (lambda v: v >= 10, ">= 10"),
-    "evaluate.ipbasic_max_depth": (lambda v: v > 0, "> 0 metres"),
-    "evaluate.ipbasic_blur": (lambda v: v in ("gaussian", "bilateral"), "'gaussian' or 'bilateral'"),
+    "evaluate.panel_error_max": _above(0, "metres"),
+    "evaluate.panel_dpi": _at_least(10),
+    "evaluate.ipbasic_max_depth": _above(0, "metres"),
+    "evaluate.ipbasic_blur": _one_of("gaussian", "bilateral"),
 }
 
 
