@@ -21,6 +21,7 @@ COMMANDS = {
     "export": ("mtdepth.stages.export:export", "Export the depth network to ONNX, checked against torch."),
     "evaluate": ("mtdepth.stages.evaluate:evaluate", "Score a checkpoint or a classical baseline: KITTI metrics per region, panels."),
     "train": ("mtdepth.stages.train:train", "Stage two: train MT-Depth or the U-Net baseline from the store alone."),
+    "report": ("mtdepth.stages.report:report", "Compare evaluated models: one table (markdown, JSON), curves, panels side by side."),
 }
 
 

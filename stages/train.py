@@ -2,6 +2,7 @@
 
     mtdepth train --store data/store.zarr --model mtdepth --mask-source yolo --epochs 30 --out runs/mtdepth
     mtdepth train --out runs/mtdepth --resume                       # continue a killed run
+    mtdepth train --out runs/mtdepth --resume-if-compatible         # dvc.yaml: continue, keep or restart
     torchrun --standalone --nproc_per_node=2 -m mtdepth.cli train --out runs/ddp ...   # DDP, one GPU per rank
 
 Every option overrides its `train.*` (or `model.query`) param. Reads the store only: no
@@ -34,8 +35,11 @@ from mtdepth.stages.progress import progress_bar
 @click.option("--device", help="auto, cpu, cuda:0 ... [train.device]")
 @click.option("--out", help="Run folder: checkpoints and dvclive logs. [train.out]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume-if-compatible", is_flag=True,
+              help="Continue an unfinished run in --out of these exact params and store, keep a finished one, "
+                   "else start afresh over it (dvc.yaml's persisted run folders).")
 def train(params_file, store, model, mask_source, query, epochs, lr, batch, workers, precision, compile_, device, out,
-          resume):
+          resume, resume_if_compatible):
     """Train MT-Depth (or the U-Net baseline) from the cached arrays alone."""
     from mtdepth.stages.train_run import run
 
@@ -44,8 +48,11 @@ def train(params_file, store, model, mask_source, query, epochs, lr, batch, work
     params = override(params, "model", query=query)
     params = override(params, "train", model=model, mask_source=mask_source, epochs=epochs, lr=lr, batch=batch,
                       workers=workers, precision=precision, compile=compile_, device=device, out=out)
+    if resume and resume_if_compatible:
+        raise click.UsageError("--resume and --resume-if-compatible exclude each other")
+    mode = "always" if resume else "compatible" if resume_if_compatible else "never"
     started = time.time()
-    summary = run(params, params.store.path, Path(params.train.out), resume, progress=progress_bar, echo=click.echo)
+    summary = run(params, params.store.path, Path(params.train.out), mode, progress=progress_bar, echo=click.echo)
     if summary["metrics"]:
         click.echo(f"train: best val RMSE {summary['best_val_rmse_mm']:.0f} mm at epoch {summary['best_epoch']}; "
                    f"checkpoints in {summary['out']}; {time.time() - started:.0f} s")

@@ -7,6 +7,11 @@ and only rank 0 writes checkpoints and logs. Layout of `--out DIR`:
     DIR/last.pt    every epoch (atomic), what --resume continues from
     DIR/best.pt    the epoch with the lowest validation RMSE of D_final
     DIR/live/      dvclive: metrics.json, plots/metrics/**.tsv (loss curve, RMSE per epoch)
+
+Resume modes: "never" (a fresh run; refuses a DIR holding one), "always" (--resume: continue the
+run in DIR, refusing other params), "compatible" (--resume-if-compatible, what dvc.yaml uses on
+its persisted run folders: continue an unfinished run of exactly these params and store, keep a
+finished one, otherwise start afresh over it).
 """
 
 from __future__ import annotations
@@ -113,6 +118,9 @@ def new_model(params: Params) -> DepthCompletionNet:
     return build_model(config)
 
 
+RESUME_MODES = ("never", "always", "compatible")
+
+
 def check_out(out: Path, resume: bool) -> None:
     """Refuse an --out that is a file, or that holds a run unless resuming it (nothing is overwritten)."""
     if out.exists() and not out.is_dir():
@@ -171,6 +179,26 @@ def check_resume(state: dict, params: Params, data: Data, path: Path) -> None:
         raise MtDepthError(f"{path}: cannot resume, the store differs from the one it trained on: {change}")
 
 
+def compatible_state(out: Path, params: Params, data: Data, echo: Callable[[str], None]) -> dict | None:
+    """The checkpoint in `out` when it is a run of exactly these params (epochs included) and store;
+    otherwise None, after removing that run's files (checkpoints, dvclive) so a fresh one starts there."""
+    if not (out / LAST).is_file():
+        return None
+    try:
+        state = read_checkpoint(out / LAST)
+        check_resume(state, params, data, out / LAST)
+        if state["params"]["train"]["epochs"] != params.train.epochs:
+            raise MtDepthError(f"{out / LAST}: cannot resume, it was planned for {state['params']['train']['epochs']}"
+                               f" epochs, now {params.train.epochs} (the schedule depends on it)")
+        return state
+    except MtDepthError as exc:
+        echo(f"train: starting afresh in {out}: {exc}")
+    for name in (LAST, BEST):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / LIVE, ignore_errors=True)
+    return None
+
+
 def _reduce(value: torch.Tensor, ranks: Ranks) -> torch.Tensor:
     if ranks.world > 1:
         dist.all_reduce(value)
@@ -189,7 +217,7 @@ def epoch_metrics(stats: EpochStats, sums: dict, ranks: Ranks, lr: float) -> dic
     return metrics
 
 
-def run(params: Params, store: str, out: Path, resume: bool,
+def run(params: Params, store: str, out: Path, resume: str,
         progress: Callable[..., object], echo: Callable[[str], None]) -> dict:
     """Train as params say from `store` into `out`; returns the last epoch's metrics and paths."""
     ranks, device = start_distributed(params.train.device)
@@ -201,12 +229,26 @@ def run(params: Params, store: str, out: Path, resume: bool,
 
 
 def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch.device) -> dict:
-    check_out(out, resume)
+    if resume not in RESUME_MODES:
+        raise ValueError(f"resume mode {resume!r}")
+    if resume != "compatible":
+        check_out(out, resume == "always")
+    elif out.exists() and not out.is_dir():
+        raise MtDepthError(f"{out}: --out is a file, not a folder")
     data = open_data(params, store)
     state = None
-    if resume:
+    if resume == "always":
         state = read_checkpoint(out / LAST)
         check_resume(state, params, data, out / LAST)
+    elif resume == "compatible":
+        state = compatible_state(out, params, data, echo) if ranks.is_main else None
+        if ranks.world > 1:
+            state = _broadcast_state(state, out)
+        if state is not None and state["epoch"] >= params.train.epochs:
+            echo(f"train: {out / LAST} has finished its {state['epoch']} epochs; nothing to train")
+            return {"metrics": state["history"][-1] if state["history"] else {},
+                    "best_val_rmse_mm": state["best_val_rmse_mm"], "best_epoch": state["best_epoch"], "out": str(out)}
+        resume = "always" if state is not None else "never"
     torch.manual_seed(params.seed)
     model = model_from_state(state, out / LAST) if state else new_model(params)
     settings = step_settings(params, device)
@@ -238,7 +280,7 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
     live = None
     if ranks.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        live = _open_live(out, resume, params)
+        live = _open_live(out, resume == "always", params)
         echo(f"train: {params.train.model} (mask {data.train.mask_source}) on {len(data.train)} train / "
              f"{len(data.val)} val frames {data.height}x{data.width}, {ranks.world} process(es) on {device}, "
              f"{settings.precision}{' channels_last' if settings.channels_last else ''}"
@@ -283,6 +325,13 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
         if live is not None:
             live.end()
     return {"metrics": metrics, "best_val_rmse_mm": best[0], "best_epoch": best[1], "out": str(out)}
+
+
+def _broadcast_state(state: dict | None, out: Path) -> dict | None:
+    """Rank 0 decided whether to resume; every rank follows (and reads the checkpoint itself)."""
+    decision = [state is not None]
+    dist.broadcast_object_list(decision, src=0)
+    return read_checkpoint(out / LAST) if decision[0] else None
 
 
 def _segmenter(params: Params, data: Data) -> dict | None:

@@ -1,49 +1,127 @@
-"""`dvc repro` of the project's own dvc.yaml on tiny data: runs, then reruns exactly what changed."""
+"""The project's real dvc.yaml, run with `dvc repro` in a temporary git repo on a tiny profile
+(8 synthetic frames at 64x128, one epoch): every stage's outputs, `dvc metrics`/`plots`/`exp`,
+the no-op rerun with a clean `git status`, and the partial rerun after a keep_prob change."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mtdepth.pipeline.segmenter import import_ultralytics
 
 REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ("unet", "mtdepth-yolo", "mtdepth-gt", "mtdepth-none", "mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat")
+ROWS = ("nearest", "ipbasic", *VARIANTS)
+COPIED = ("dvc.yaml", ".gitignore", "pipeline", "cache", "stages", "segmenter")
 
 
-def dvc(workdir: Path, *args: str) -> str:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    done = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=workdir, env=env,
-                          capture_output=True, text=True)
+def run(workdir: Path, *args: str) -> str:
+    """A command of the venv (dvc, git) in `workdir`; its stdout, or the test fails showing both streams."""
+    exe = shutil.which(args[0], path=str(Path(sys.executable).parent)) or args[0]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    done = subprocess.run([exe, *args[1:]], cwd=workdir, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return done.stdout + done.stderr
 
 
-def test_dvc_repro_reruns_only_what_changed(tmp_path):
-    for name in ("dvc.yaml", "pipeline", "cache", "stages"):
+def tiny_params() -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["synth"].update(scenes=["Scene01"], conditions=["clone", "fog"], frames=4, image_width=310,
+                           image_height=94)
+    params["data"].update(height=64, width=128)
+    params["segmenter"].update(weights="weights/seg.pt", imgsz=64, device="cpu")
+    params["train"].update(epochs=1, workers=0, compile="off")
+    params["evaluate"].update(workers=0, panel_frames=[0], panel_dpi=40)
+    return params
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git repo holding the project's DAG, after its first `dvc repro` (and that repro's output)."""
+    root = tmp_path_factory.mktemp("project")
+    for name in COPIED:
         source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, root / name)
     import_ultralytics()
     from ultralytics import YOLO
 
-    (tmp_path / "weights").mkdir()
-    YOLO("yolo11n-seg.yaml").save(str(tmp_path / "weights" / "seg.pt"))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["synth"].update(scenes=["Scene01"], conditions=["clone", "fog"], frames=2, image_width=310, image_height=94)
-    params["data"].update(height=64, width=128)
-    params["segmenter"].update(weights="weights/seg.pt", imgsz=64, device="cpu")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    dvc(tmp_path, "init", "--no-scm", "-q")
+    (root / "weights").mkdir()
+    YOLO("yolo11n-seg.yaml").save(str(root / "weights" / "seg.pt"))
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    run(root, "git", "init", "-q")
+    run(root, "dvc", "init", "-q")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "project")
+    first = run(root, "dvc", "repro")
+    run(root, "git", "add", "dvc.lock")
+    run(root, "git", "commit", "-qm", "first run")
+    return root, first
 
-    first = dvc(tmp_path, "repro")
-    assert "Running stage 'synth'" in first and "Running stage 'segment'" in first
-    assert "YOLO on 4 frames" in first
-    assert "Running stage" not in dvc(tmp_path, "repro")
 
+def test_first_repro_runs_every_stage_but_the_segmenter_refit(project):
+    root, first = project
+    stages = ["synth", "segment", *(f"train@{v}" for v in VARIANTS), *(f"evaluate@{v}" for v in VARIANTS),
+              "baseline@nearest", "baseline@ipbasic", "report", "export"]
+    for stage in stages:
+        assert f"Running stage '{stage}'" in first
+    assert "fit_segmenter" not in first and "fit-segmenter" not in first
+    assert "YOLO on 8 frames" in first
+    report = json.loads((root / "runs" / "report" / "report.json").read_text())
+    assert list(report) == list(ROWS)
+    for name in VARIANTS:
+        assert report[name]["epochs"] == 1 and report[name]["all/rmse_mm"] > 0
+    table = (root / "runs" / "report" / "report.md").read_text()
+    assert all(f"| {name} |" in table for name in ROWS)
+    assert "| mtdepth-yolo |" in first  # the table is printed by the run
+    assert (root / "runs" / "report" / "curves.png").stat().st_size > 0
+    assert len(list((root / "runs" / "report" / "panels").glob("row*.png"))) == 1  # evaluate.panel_frames: [0]
+    assert (root / "runs" / "mtdepth-yolo.onnx").stat().st_size > 0
+    assert not (root / "runs" / "segmenter").exists()
+
+
+def test_metrics_and_plots_show_the_run(project):
+    root, _ = project
+    shown = run(root, "dvc", "metrics", "show", "--json")
+    assert '"mtdepth-yolo"' in shown and "rmse_mm" in shown
+    plots = run(root, "dvc", "plots", "show", "--json")
+    for title in ("Validation RMSE of D_final (mm) per epoch", "Training loss per epoch",
+                  "RMSE (mm) per model and region", "Per-frame RMSE of D_final (mm) on the validation split"):
+        assert title in plots
+
+
+def test_second_repro_does_nothing_and_leaves_git_clean(project):
+    root, _ = project
+    again = run(root, "dvc", "repro")
+    assert "Running stage" not in again
+    assert run(root, "git", "status", "--porcelain") == ""
+
+
+def test_keep_prob_reruns_sparse_sampling_and_training_never_yolo(project):
+    root, _ = project
+    params = tiny_params()
     params["sparse"]["keep_prob"] = 0.1
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    second = dvc(tmp_path, "repro")
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    second = run(root, "dvc", "repro")
     assert "Running stage 'synth'" not in second and "Running stage 'segment'" in second
     assert "wrote sparse;" in second and "YOLO on 0 frames" in second
+    assert "Running stage 'train@unet'" in second and "Running stage 'report'" in second
+    diff = run(root, "dvc", "metrics", "diff", "--json")
+    assert "mtdepth-yolo" in diff
+    run(root, "git", "checkout", "params.yaml", "dvc.lock")  # the committed params for the next test
+
+
+def test_exp_run_with_a_new_learning_rate(project):
+    root, _ = project
+    out = run(root, "dvc", "exp", "run", "-S", "train.lr=0.002", "evaluate@unet")
+    assert "Running stage 'train@unet'" in out and "Running stage 'train@mtdepth-yolo'" not in out
+    shown = run(root, "dvc", "exp", "show", "--json")
+    assert "0.002" in shown

@@ -1,0 +1,128 @@
+"""The comparison report: one row per scored model from `mtdepth evaluate`'s metrics.json, the
+training curves from each run's dvclive logs, and the panels of all models tiled side by side.
+
+Pure functions over dicts, paths and PIL images; `mtdepth report` (stages/report.py) writes them.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+# (column label, region, metric) of the pooled D_final errors, as the table prints them
+COLUMNS = (
+    ("RMSE", "all", "rmse_mm"), ("MAE", "all", "mae_mm"), ("iRMSE", "all", "irmse_per_km"),
+    ("obj RMSE", "object", "rmse_mm"), ("obj MAE", "object", "mae_mm"),
+    ("bnd RMSE", "boundary", "rmse_mm"), ("bg RMSE", "background", "rmse_mm"),
+)
+REGIONS = ("all", "object", "boundary", "background")
+CURVE = Path("live/plots/metrics/val/final_rmse_mm.tsv")  # dvclive's per-epoch validation RMSE of D_final
+EPOCH_SECONDS = Path("live/plots/metrics/epoch_seconds.tsv")
+TILE_SCALE = 0.5  # panels are tiled at half their size
+TILE_COLUMNS = 4
+
+
+@dataclass(frozen=True)
+class Training:
+    """What a run's dvclive logs say: validation RMSE per epoch and the seconds it trained."""
+
+    rmse_mm: tuple[float, ...]
+    seconds: float
+
+    @property
+    def best_epoch(self) -> int:
+        return min(range(len(self.rmse_mm)), key=self.rmse_mm.__getitem__) + 1
+
+
+def model_row(name: str, metrics: dict, training: Training | None) -> dict:
+    """One flat row: the pooled D_final errors per region (mm; iRMSE 1/km), the frames scored and,
+    for a trained model, its epochs, best epoch and training minutes."""
+    final = metrics["pooled"]["final"]
+    row = {"model": name, "frames": metrics["frames"]}
+    for region in REGIONS:
+        for metric in ("rmse_mm", "mae_mm", "irmse_per_km"):
+            row[f"{region}/{metric}"] = final[region][metric]
+    if training is not None:
+        row.update(epochs=len(training.rmse_mm), best_epoch=training.best_epoch,
+                   train_minutes=round(training.seconds / 60, 1))
+    return row
+
+
+def read_training(run: Path) -> Training:
+    """The validation curve and training seconds of a `mtdepth train` run folder."""
+    rmse = [float(r["final_rmse_mm"]) for r in _tsv(run / CURVE)]
+    seconds = sum(float(r["epoch_seconds"]) for r in _tsv(run / EPOCH_SECONDS))
+    return Training(tuple(rmse), seconds)
+
+
+def _tsv(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as a GitHub markdown table, errors in mm rounded to whole numbers."""
+    trained = any("epochs" in row for row in rows)
+    head = ["model", *(label for label, _, _ in COLUMNS)] + (["epochs", "best", "train min"] if trained else [])
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for row in rows:
+        cells = [row["model"], *(_number(row[f"{region}/{metric}"], metric) for _, region, metric in COLUMNS)]
+        if trained:
+            cells += [str(row.get("epochs", "-")), str(row.get("best_epoch", "-")), str(row.get("train_minutes", "-"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float | None, metric: str) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.1f}" if metric == "irmse_per_km" else f"{value:,.0f}"
+
+
+def region_rows(rows: list[dict]) -> list[dict]:
+    """Long format for `dvc plots`: one row per region and model, `bar` labelling it ("object: unet")."""
+    return [{"bar": f"{region}: {row['model']}", "model": row["model"], "region": region,
+             "rmse_mm": row[f"{region}/rmse_mm"], "mae_mm": row[f"{region}/mae_mm"]}
+            for region in REGIONS for row in rows]
+
+
+def curves_figure(path: Path, curves: dict[str, Training], dpi: int = 100) -> None:
+    """Validation RMSE of D_final per epoch, one line per trained model, written to `path` (PNG)."""
+    figure = Figure(figsize=(8, 4.5), dpi=dpi)
+    axes = figure.add_subplot()
+    for name, training in curves.items():
+        axes.plot(range(1, len(training.rmse_mm) + 1), [v / 1000 for v in training.rmse_mm], marker=".", label=name)
+    axes.set(xlabel="epoch", ylabel="validation RMSE of D_final (m)", yscale="log",
+             title="Validation RMSE per epoch")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=dpi, facecolor="white")
+
+
+def tile_panels(panels: list[tuple[str, Path]]) -> Image.Image:
+    """One frame's panels of several models in a grid (TILE_COLUMNS wide, half size), each labelled."""
+    images = []
+    for label, path in panels:
+        with Image.open(path) as image:
+            small = image.convert("RGB").resize((round(image.width * TILE_SCALE), round(image.height * TILE_SCALE)),
+                                                Image.Resampling.LANCZOS)
+        ImageDraw.Draw(small).text((8, 4), label, fill="black")
+        images.append(small)
+    width, height = max(i.width for i in images), max(i.height for i in images)
+    columns = min(TILE_COLUMNS, len(images))
+    grid = Image.new("RGB", (columns * width, math.ceil(len(images) / columns) * height), "white")
+    for k, image in enumerate(images):
+        grid.paste(image, ((k % columns) * width, (k // columns) * height))
+    return grid

@@ -1,0 +1,80 @@
+"""`mtdepth report`: the comparison of every scored model, as the DAG's last word on a run.
+
+    mtdepth report --runs runs/train --out runs/report runs/eval/nearest runs/eval/ipbasic runs/eval/unet ...
+
+Each EVAL folder is one `mtdepth evaluate --out`; its folder name labels its row. Writes, all or
+nothing (built beside DIR, then swapped in):
+    DIR/report.md       the table (pooled D_final errors per region, mm) and what was scored
+    DIR/report.json     the same rows, for `dvc metrics show` / `dvc metrics diff`
+    DIR/regions.csv     RMSE and MAE per model and region, for `dvc plots`
+    DIR/curves.png      validation RMSE per epoch of each trained model (from --runs)
+    DIR/panels/*.png    each panel frame with the panels of all models side by side
+and prints the table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mtdepth.errors import MtDepthError
+from mtdepth.pipeline.report import (CURVE, Training, curves_figure, markdown_table, model_row, read_training,
+                                     region_rows, tile_panels)
+from mtdepth.stages.evaluate import write_atomically, write_csv, write_json
+from mtdepth.stages.synth import check_target
+
+
+@click.command("report")
+@click.argument("evals", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--runs", type=click.Path(path_type=Path),
+              help="Folder of `mtdepth train` runs named as the EVAL folders: adds epochs, minutes and curves.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Report folder (replaced whole).")
+def report(evals: tuple[Path, ...], runs: Path | None, out: Path) -> None:
+    """Tabulate `mtdepth evaluate` outputs (one row per EVAL folder) and tile their panels side by side."""
+    names = [folder.name for folder in evals]
+    if len(set(names)) != len(names):
+        raise MtDepthError(f"two EVAL folders share a name ({', '.join(sorted(n for n in names if names.count(n) > 1))}):"
+                           " each row is labelled by its folder's name")
+    check_target(out)
+    metrics = {folder.name: read_metrics(folder) for folder in evals}
+    curves = {name: read_training(runs / name) for name in names if runs is not None and (runs / name / CURVE).is_file()}
+    rows = [model_row(name, metrics[name], curves.get(name)) for name in names]
+    table = markdown_table(rows)
+    write_atomically(out, lambda folder: write_report(folder, evals, metrics, rows, table, curves))
+    click.echo(table, nl=False)
+    click.echo(f"report: {len(rows)} models on {rows[0]['frames']} frames; {out}/report.md, panels in {out}/panels")
+
+
+def read_metrics(folder: Path) -> dict:
+    """An evaluate folder's metrics.json, or one line naming what is wrong with it."""
+    path = folder / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+        metrics["pooled"]["final"]["all"]["rmse_mm"]
+    except FileNotFoundError:
+        raise MtDepthError(f"{path}: not found (is {folder} an `mtdepth evaluate --out` folder?)") from None
+    except (ValueError, KeyError, TypeError):
+        raise MtDepthError(f"{path}: not a metrics.json written by `mtdepth evaluate`") from None
+    return metrics
+
+
+def write_report(folder: Path, evals: tuple[Path, ...], metrics: dict, rows: list[dict], table: str,
+                 curves: dict[str, Training]) -> None:
+    """Every report file into `folder`."""
+    scored = "\n".join(f"- **{name}**: {m['source']} ({m['split']} split, {m['frames']} frames of {m['store']})"
+                       for name, m in metrics.items())
+    (folder / "report.md").write_text(
+        "# Depth completion: pooled errors of D_final\n\nRMSE and MAE in mm, iRMSE in 1/km; obj = object pixels, "
+        "bnd = instance boundaries, bg = background (the regions of `mtdepth evaluate`).\n\n"
+        f"{table}\n{scored}\n")
+    write_json(folder / "report.json", {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in rows})
+    write_csv(folder / "regions.csv", region_rows(rows))
+    if curves:
+        curves_figure(folder / "curves.png", curves)
+    panels = folder / "panels"
+    panels.mkdir()
+    for panel in sorted(p.name for p in (evals[0] / "panels").glob("*.png")):
+        present = [(f.name, f / "panels" / panel) for f in evals if (f / "panels" / panel).is_file()]
+        tile_panels(present).save(panels / panel)
