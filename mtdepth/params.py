@@ -287,6 +287,8 @@ def _coerce(value: typing.Any, hint: typing.Any, key: str, where: str) -> typing
         return float(value)
     if hint in (int, str, bool) and type(value) is hint:
         return value
+    if hint is str and isinstance(value, bool):  # YAML 1.1 reads an unquoted on/off (as `dvc exp run -S` writes it)
+        return "on" if value else "off"
     raise MtDepthError(f"{where}: {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
 
 

@@ -35,7 +35,7 @@ def report(evals: tuple[Path, ...], runs: Path | None, out: Path) -> None:
     """Tabulate `mtdepth evaluate` outputs (one row per EVAL folder) and tile their panels side by side."""
     names = [folder.name for folder in evals]
     if len(set(names)) != len(names):
-        raise MtDepthError(f"two EVAL folders share a name ({', '.join(sorted(n for n in names if names.count(n) > 1))}):"
+        raise MtDepthError(f"two EVAL folders share a name ({', '.join(sorted({n for n in names if names.count(n) > 1}))}):"
                            " each row is labelled by its folder's name")
     check_target(out)
     metrics = {folder.name: read_metrics(folder) for folder in evals}

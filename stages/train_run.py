@@ -162,7 +162,7 @@ def open_data(params: Params, store: str) -> Data:
 def check_resume(state: dict, params: Params, data: Data, path: Path) -> None:
     """Refuse to resume a checkpoint of other training params, another resolution or another store."""
     info = state["info"]
-    stored = {k: v for k, v in state.get("params", {}).items() if k in RESUME_KEYS}
+    stored = {k: dict(v) for k, v in state.get("params", {}).items() if k in RESUME_KEYS}
     wanted = {k: v for k, v in to_dict(params).items() if k in RESUME_KEYS}
     for key in FREE_ON_RESUME:
         stored.get("train", {}).pop(key, None)

@@ -105,6 +105,24 @@ def test_second_repro_does_nothing_and_leaves_git_clean(project):
     assert run(root, "git", "status", "--porcelain") == ""
 
 
+def test_a_store_pushed_to_a_dvc_remote_trains_in_a_second_clone_without_stage_one(project, tmp_path):
+    root, _ = project
+    run(root, "dvc", "remote", "add", "-d", "team", str(tmp_path / "remote"))
+    run(root, "git", "commit", "-qam", "team remote")
+    assert "pushed" in run(root, "dvc", "push", "segment")
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(root), str(clone))
+    assert "A       data/store.zarr" in run(clone, "dvc", "pull", "segment")
+    info = [run(repo, "mtdepth", "cache", "info", "data/store.zarr") for repo in (root, clone)]
+    assert info[0] == info[1] and "keep_prob = 0.05" in info[1]
+    trained = run(clone, "mtdepth", "train", "--model", "mtdepth", "--out", "runs/shared")
+    assert "train: mtdepth (mask yolo) on" in trained and "epoch 1/1:" in trained
+    status = run(clone, "dvc", "status", "segment")  # the clone has no frames (deps), but the store is dvc.lock's
+    assert "deleted:            data/synth" in status and "changed outs" not in status
+    single = run(clone, "dvc", "repro", "--single-item", "train@unet")
+    assert "Running stage 'train@unet'" in single and "segment" not in single
+
+
 def test_keep_prob_reruns_sparse_sampling_and_training_never_yolo(project):
     root, _ = project
     params = tiny_params()

@@ -80,3 +80,9 @@ def test_override_revalidates_and_ignores_none():
 
 def test_to_dict_round_trips():
     assert params_from_dict(to_dict(Params())) == Params()
+
+
+def test_unquoted_on_off_read_as_yaml_booleans_mean_on_and_off():
+    """`dvc exp run -S train.compile=off` writes `off` unquoted, which YAML 1.1 reads as False."""
+    p = params_from_dict(__import__("yaml").safe_load("train: {compile: off, channels_last: on}"))
+    assert (p.train.compile, p.train.channels_last) == ("off", "on")

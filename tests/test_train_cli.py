@@ -150,6 +150,31 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(workspace, tm
     assert_same_weights(tmp_path / "reference" / "last.pt", last, atol=1e-6)
 
 
+def test_resume_if_compatible_continues_keeps_or_restarts(workspace, tmp_path):
+    """dvc.yaml's mode: an interrupted run continues, a finished one is kept, another plan starts afresh."""
+    params, run = write_params(workspace, "two", train={"epochs": 2}), tmp_path / "run"
+    stopped = train(params, "--out", str(run), "--epochs", "1", "--resume-if-compatible")  # a fresh folder: starts
+    assert stopped.exit_code == 0, stopped.output
+    state = read_checkpoint(run / "last.pt")
+    state["params"]["train"]["epochs"] = 2  # as a 2-epoch run killed after its first epoch leaves it
+    save_checkpoint(run / "last.pt", state)
+
+    resumed = train(params, "--out", str(run), "--resume-if-compatible")
+    assert resumed.exit_code == 0 and "epoch 1/2" not in resumed.output and "epoch 2/2:" in resumed.output
+    history = read_checkpoint(run / "last.pt")["history"]
+    assert len(history) == 2 and history[0] == state["history"][0]
+    finished = train(params, "--out", str(run), "--resume-if-compatible")
+    assert finished.exit_code == 0 and "has finished its 2 epochs; nothing to train" in finished.output
+    assert read_checkpoint(run / "last.pt")["history"] == history
+
+    changed = train(params, "--out", str(run), "--lr", "1e-3", "--resume-if-compatible")
+    assert changed.exit_code == 0, changed.output
+    assert "starting afresh" in changed.output and "train.lr=0.003, now 0.001" in changed.output
+    assert "epoch 1/2:" in changed.output and read_checkpoint(run / "last.pt")["params"]["train"]["lr"] == 1e-3
+    both = one_line_error(train(params, "--out", str(run), "--resume", "--resume-if-compatible"))
+    assert "--resume and --resume-if-compatible exclude each other" in both
+
+
 def test_ddp_with_gloo_on_two_processes_matches_one_process_accumulating_two(workspace, tmp_path):
     params = write_params(workspace, "ddp", train={"epochs": 2, "batch": 2})
     single = train(params, "--out", str(tmp_path / "single"), "--params", str(

@@ -1,0 +1,97 @@
+"""`mtdepth report`: the table from evaluate's metrics.json, curves from dvclive logs, tiled panels,
+and every bad input as one line with nothing written."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from mtdepth.cli import cli
+from mtdepth.pipeline.report import REGIONS, markdown_table, model_row, read_training, region_rows
+
+PANEL = (60, 50)
+
+
+def fake_eval(folder: Path, rmse: float, panels=("row00003.png",)) -> Path:
+    """An evaluate folder: metrics.json with pooled D_final errors (rmse per region + offsets) and panels."""
+    final = {region: {"rmse_mm": rmse + k, "mae_mm": rmse / 2, "irmse_per_km": 12.34} for k, region in enumerate(REGIONS)}
+    (folder / "panels").mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({
+        "source": f"{folder.name} source", "store": "s.zarr", "split": "val", "frames": 7,
+        "pooled": {"final": final}}))
+    for name in panels:
+        Image.new("RGB", PANEL, "red").save(folder / "panels" / name)
+    return folder
+
+
+def fake_run(folder: Path, rmse: list[float], seconds: list[float]) -> None:
+    """The dvclive files of a `mtdepth train` run that `report --runs` reads."""
+    val, top = folder / "live" / "plots" / "metrics" / "val", folder / "live" / "plots" / "metrics"
+    val.mkdir(parents=True)
+    (val / "final_rmse_mm.tsv").write_text("step\tfinal_rmse_mm\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(rmse)))
+    (top / "epoch_seconds.tsv").write_text("step\tepoch_seconds\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(seconds)))
+
+
+def report(*args):
+    return CliRunner().invoke(cli, ["report", *map(str, args)])
+
+
+def test_rows_table_and_region_rows():
+    metrics = {"frames": 7, "pooled": {"final": {r: {"rmse_mm": 1234.4, "mae_mm": 500.6, "irmse_per_km": 3.21}
+                                                   for r in REGIONS}}}
+    baseline = model_row("nearest", metrics, None)
+    assert baseline["all/rmse_mm"] == 1234.4 and "epochs" not in baseline
+    table = markdown_table([baseline])
+    assert table.splitlines()[0] == "| model | RMSE | MAE | iRMSE | obj RMSE | obj MAE | bnd RMSE | bg RMSE |"
+    assert table.splitlines()[2] == "| nearest | 1,234 | 501 | 3.2 | 1,234 | 501 | 1,234 | 1,234 |"
+    assert [r["bar"] for r in region_rows([baseline])] == [f"{r}: nearest" for r in REGIONS]
+
+
+def test_report_writes_table_json_curves_and_tiled_panels(tmp_path):
+    evals = [fake_eval(tmp_path / "eval" / name, rmse) for name, rmse in (("nearest", 4000.0), ("unet", 3000.0))]
+    fake_run(tmp_path / "train" / "unet", [9000.0, 5000.0, 5500.0], [60.0, 60.0, 60.0])
+    out = tmp_path / "report"
+    result = report("--runs", tmp_path / "train", "--out", out, *evals)
+    assert result.exit_code == 0, result.output
+    assert "| unet | 3,000 | 1,500 | 12.3 | 3,001 | 1,500 | 3,002 | 3,003 | 3 | 2 | 3.0 |" in result.output
+    assert "| nearest | 4,000 | 2,000 | 12.3 | 4,001 | 2,000 | 4,002 | 4,003 | - | - | - |" in result.output
+    rows = json.loads((out / "report.json").read_text())
+    assert list(rows) == ["nearest", "unet"] and rows["unet"]["best_epoch"] == 2
+    assert "unet source" in (out / "report.md").read_text()
+    assert (out / "regions.csv").read_text().splitlines()[1].startswith("all: nearest,nearest,all,4000.0")
+    with Image.open(out / "panels" / "row00003.png") as tiled:
+        assert tiled.size == (2 * PANEL[0] // 2, PANEL[1] // 2)  # two models side by side at half size
+    with Image.open(out / "curves.png") as curves:
+        assert curves.width > 100
+    assert read_training(tmp_path / "train" / "unet").seconds == 180.0
+
+
+@pytest.mark.parametrize("break_it,message", [
+    (lambda evals: (evals[1] / "metrics.json").unlink(), "metrics.json: not found (is "),
+    (lambda evals: (evals[1] / "metrics.json").write_text("{}"), "metrics.json: not a metrics.json written by"),
+    (lambda evals: (evals[1] / "metrics.json").write_text("{oops"), "metrics.json: not a metrics.json written by"),
+])
+def test_bad_eval_folders_are_refused_in_one_line_writing_nothing(tmp_path, break_it, message):
+    evals = [fake_eval(tmp_path / name, 1000.0) for name in ("a", "b")]
+    break_it(evals)
+    result = report("--out", tmp_path / "report", *evals)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr and str(evals[1]) in result.stderr
+    assert not (tmp_path / "report").exists()
+
+
+def test_two_eval_folders_with_one_name_are_refused(tmp_path):
+    evals = [fake_eval(tmp_path / side / "unet", 1000.0) for side in ("x", "y")]
+    result = report("--out", tmp_path / "report", *evals)
+    assert result.exit_code == 2 and "two EVAL folders share a name (unet)" in result.stderr
+
+
+def test_a_failed_report_keeps_the_previous_one(tmp_path):
+    evals = [fake_eval(tmp_path / "a", 1000.0)]
+    assert report("--out", tmp_path / "report", *evals).exit_code == 0
+    before = (tmp_path / "report" / "report.json").read_text()
+    (evals[0] / "metrics.json").write_text("[]")
+    assert report("--out", tmp_path / "report", *evals).exit_code == 2
+    assert (tmp_path / "report" / "report.json").read_text() == before
