@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The DAG on the demo profile (params.yaml), ending with the two tables the run wrote.
 demo: install
 	$(BIN)/dvc repro
+	@cat runs/report/report.md runs/ablation/report.md
 
 test: install
 	$(BIN)/pytest
@@ -38,7 +40,8 @@ clean-data:
 
 # The README's results table: the DAG up to `report` on 1,020 synthetic frames at 128x256, 15 epochs
 # a model (~75 min on 2 CPU cores), as a DVC experiment; `make results-ablation` adds the query
-# ablation (~45 min more). Interrupted, each continues where it stopped: run it again.
+# ablation (~35 min more). Interrupted: `dvc repro report` (or `report ablation`) continues it,
+# mid-training included (README, "The DAG").
 RESULTS := -S synth.frames=34 -S data.height=128 -S data.width=256 -S train.epochs=15
 results: install
 	$(BIN)/dvc exp run $(RESULTS) report

@@ -268,6 +268,8 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
         torch.set_rng_state(state["rng"]["torch"])
         start_epoch, history = state["epoch"], list(state["history"])
         best = (state["best_val_rmse_mm"], state["best_epoch"])
+        if ranks.is_main:
+            echo(f"train: resuming {out / LAST} after its epoch {start_epoch}")
     if start_epoch >= t.epochs:
         raise MtDepthError(f"{out / LAST}: already trained for {start_epoch} epochs; raise train.epochs / --epochs")
     train_loader, val_loader = rank_loaders(data.train, data.val, t.batch, t.workers, params.seed, ranks.rank,

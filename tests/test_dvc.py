@@ -1,6 +1,7 @@
 """The project's real dvc.yaml, run with `dvc repro` in a temporary git repo on a tiny profile
 (8 synthetic frames at 64x128, one epoch): every stage's outputs, `dvc metrics`/`plots`/`exp`,
-the no-op rerun with a clean `git status`, and the partial rerun after a keep_prob change."""
+the no-op rerun with a clean `git status`, the partial reruns after a keep_prob or segmenter
+change, and a store shared through a DVC remote."""
 
 import json
 import os
@@ -16,15 +17,15 @@ from mtdepth.pipeline.segmenter import import_ultralytics
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("unet", "mtdepth-yolo", "mtdepth-gt", "mtdepth-none", "mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat")
-ROWS = ("nearest", "ipbasic", *VARIANTS)
+ROWS = ("nearest", "ipbasic", "unet", "mtdepth-yolo", "mtdepth-gt", "mtdepth-none")  # report: Table 3's comparison
+ABLATION = ("unet", "mtdepth-yolo", "mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat")
 COPIED = ("dvc.yaml", ".gitignore", "pipeline", "cache", "stages", "segmenter")
 
 
 def run(workdir: Path, *args: str) -> str:
     """A command of the venv (dvc, git) in `workdir`; its stdout, or the test fails showing both streams."""
     exe = shutil.which(args[0], path=str(Path(sys.executable).parent)) or args[0]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     done = subprocess.run([exe, *args[1:]], cwd=workdir, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
@@ -58,6 +59,8 @@ def project(tmp_path_factory):
     YOLO("yolo11n-seg.yaml").save(str(root / "weights" / "seg.pt"))
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     run(root, "git", "init", "-q")
+    run(root, "git", "config", "user.name", "mtdepth test")  # dvc exp commits too: no global identity needed
+    run(root, "git", "config", "user.email", "test@mtdepth.invalid")
     run(root, "dvc", "init", "-q")
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "project")
@@ -70,15 +73,18 @@ def project(tmp_path_factory):
 def test_first_repro_runs_every_stage_but_the_segmenter_refit(project):
     root, first = project
     stages = ["synth", "segment", *(f"train@{v}" for v in VARIANTS), *(f"evaluate@{v}" for v in VARIANTS),
-              "baseline@nearest", "baseline@ipbasic", "report", "export"]
+              "baseline@nearest", "baseline@ipbasic", "report", "ablation", "export"]
     for stage in stages:
         assert f"Running stage '{stage}'" in first
     assert "fit_segmenter" not in first and "fit-segmenter" not in first
     assert "YOLO on 8 frames" in first
     report = json.loads((root / "runs" / "report" / "report.json").read_text())
     assert list(report) == list(ROWS)
+    ablation = json.loads((root / "runs" / "ablation" / "report.json").read_text())
+    assert list(ablation) == list(ABLATION)
     for name in VARIANTS:
-        assert report[name]["epochs"] == 1 and report[name]["all/rmse_mm"] > 0
+        row = report.get(name) or ablation[name]
+        assert row["epochs"] == 1 and row["all/rmse_mm"] > 0
     table = (root / "runs" / "report" / "report.md").read_text()
     assert all(f"| {name} |" in table for name in ROWS)
     assert "| mtdepth-yolo |" in first  # the table is printed by the run
@@ -135,6 +141,20 @@ def test_keep_prob_reruns_sparse_sampling_and_training_never_yolo(project):
     diff = run(root, "dvc", "metrics", "diff", "--json")
     assert "mtdepth-yolo" in diff
     run(root, "git", "checkout", "params.yaml", "dvc.lock")  # the committed params for the next test
+
+
+def test_a_new_segmenter_setting_retrains_only_the_variants_that_read_yolo_masks(project):
+    root, _ = project
+    params = tiny_params()
+    params["segmenter"]["conf"] = 0.5
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    segmented = run(root, "dvc", "repro", "segment")  # keep_prob back at 0.05 too, as dvc.lock has it
+    assert "YOLO on 8 frames" in segmented
+    status = run(root, "dvc", "status", "--json", *(f"train@{v}" for v in VARIANTS))
+    changed_deps = {stage.removeprefix("train@") for stage, changes in json.loads(status).items()
+                    if any("changed deps" in change for change in changes if isinstance(change, dict))}
+    assert changed_deps == {"mtdepth-yolo", "mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat"}, status
+    run(root, "git", "checkout", "params.yaml", "dvc.lock")
 
 
 def test_exp_run_with_a_new_learning_rate(project):

@@ -161,6 +161,7 @@ def test_resume_if_compatible_continues_keeps_or_restarts(workspace, tmp_path):
 
     resumed = train(params, "--out", str(run), "--resume-if-compatible")
     assert resumed.exit_code == 0 and "epoch 1/2" not in resumed.output and "epoch 2/2:" in resumed.output
+    assert f"resuming {run / 'last.pt'} after its epoch 1" in resumed.output
     history = read_checkpoint(run / "last.pt")["history"]
     assert len(history) == 2 and history[0] == state["history"][0]
     finished = train(params, "--out", str(run), "--resume-if-compatible")
