@@ -121,13 +121,16 @@ def new_model(params: Params) -> DepthCompletionNet:
 RESUME_MODES = ("never", "always", "compatible")
 
 
-def check_out(out: Path, resume: bool) -> None:
-    """Refuse an --out that is a file, or that holds a run unless resuming it (nothing is overwritten)."""
+def check_out(out: Path, resume: str) -> None:
+    """Refuse an --out that is a file, or (resume mode "never" / "always") that holds a run unless
+    resuming it, or holds none when resuming (nothing is overwritten)."""
+    if resume not in RESUME_MODES:
+        raise ValueError(f"resume mode {resume!r}")
     if out.exists() and not out.is_dir():
         raise MtDepthError(f"{out}: --out is a file, not a folder")
-    if resume and not (out / LAST).is_file():
+    if resume == "always" and not (out / LAST).is_file():
         raise MtDepthError(f"{out}: nothing to resume (no {LAST}); drop --resume to start a run there")
-    if not resume and (out / LAST).exists():
+    if resume == "never" and (out / LAST).exists():
         raise MtDepthError(f"{out}: holds a run already ({LAST}); pass --resume to continue it or choose another --out")
 
 
@@ -229,12 +232,7 @@ def run(params: Params, store: str, out: Path, resume: str,
 
 
 def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch.device) -> dict:
-    if resume not in RESUME_MODES:
-        raise ValueError(f"resume mode {resume!r}")
-    if resume != "compatible":
-        check_out(out, resume == "always")
-    elif out.exists() and not out.is_dir():
-        raise MtDepthError(f"{out}: --out is a file, not a folder")
+    check_out(out, resume)
     data = open_data(params, store)
     state = None
     if resume == "always":
@@ -243,7 +241,7 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
     elif resume == "compatible":
         state = compatible_state(out, params, data, echo) if ranks.is_main else None
         if ranks.world > 1:
-            state = _broadcast_state(state, out)
+            state = _broadcast_state(state, out, ranks)
         if state is not None and state["epoch"] >= params.train.epochs:
             echo(f"train: {out / LAST} has finished its {state['epoch']} epochs; nothing to train")
             return {"metrics": state["history"][-1] if state["history"] else {},
@@ -329,11 +327,13 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
     return {"metrics": metrics, "best_val_rmse_mm": best[0], "best_epoch": best[1], "out": str(out)}
 
 
-def _broadcast_state(state: dict | None, out: Path) -> dict | None:
-    """Rank 0 decided whether to resume; every rank follows (and reads the checkpoint itself)."""
+def _broadcast_state(state: dict | None, out: Path, ranks: Ranks) -> dict | None:
+    """Rank 0 decided whether to resume; every other rank follows, reading the checkpoint itself."""
     decision = [state is not None]
     dist.broadcast_object_list(decision, src=0)
-    return read_checkpoint(out / LAST) if decision[0] else None
+    if ranks.is_main or not decision[0]:
+        return state
+    return read_checkpoint(out / LAST)
 
 
 def _segmenter(params: Params, data: Data) -> dict | None:
