@@ -1,0 +1,1 @@
+"""The shipped default models (package data of the wheel: `importlib.resources.files("mtdepth.weights")`)."""
