@@ -21,14 +21,14 @@ import torch
 from click.testing import CliRunner
 
 from mtdepth.cache.dataset import CachedDepthDataset
+from mtdepth.cache.evaluate_run import baseline_source, checkpoint_source, open_frames, score
 from mtdepth.cache.store import open_store
 from mtdepth.cli import cli
 from mtdepth.params import load_params, override
 from mtdepth.pipeline.baselines import IPBasicConfig, ip_basic, nearest_fill
 from mtdepth.pipeline.checkpoint import CheckpointInfo, checkpoint_state, save_checkpoint
-from mtdepth.pipeline.segmenter import resolve_device
-from mtdepth.stages.evaluate import baseline_source, checkpoint_source, open_frames, score
-from mtdepth.stages.train_run import new_model
+from mtdepth.pipeline.device import resolve_device
+from mtdepth.pipeline.models import new_model
 
 PASSES = 2  # best of
 

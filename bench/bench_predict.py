@@ -34,11 +34,11 @@ from mtdepth.pipeline.baselines import nearest_fill
 from mtdepth.pipeline.checkpoint import CheckpointInfo, model_from_checkpoint
 from mtdepth.pipeline.inference import DepthNet, complete, frame_from_files, load_net, segmenter_config, to_net
 from mtdepth.pipeline.metrics import error_sums, rmse_mae_mm
+from mtdepth.pipeline.preview import write_preview
 from mtdepth.pipeline.models import MTDepth
 from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig
 from mtdepth.pipeline.sparse import sparsify
 from mtdepth.pipeline.vkitti2 import index_frames, load_frame
-from mtdepth.stages.predict import write_preview
 
 SIZES = ((256, 512), (375, 1242))
 KITTI_SIZE = (375, 1242)

@@ -20,8 +20,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mtdepth.params import Params, override
 from mtdepth.pipeline.losses import MultiTaskLoss
-from mtdepth.pipeline.training import StepSettings, Trainer
-from mtdepth.stages.train_run import new_model, resolve_precision
+from mtdepth.pipeline.models import new_model
+from mtdepth.pipeline.training import StepSettings, Trainer, resolve_precision
 
 BATCH = 4
 SIZES = ((128, 256), (256, 512))

@@ -10,11 +10,14 @@ refuses a store whose fingerprint differs, naming exactly those keys.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
+from mtdepth.cache.dataset import CachedDepthDataset, check_mask_source
 from mtdepth.cache.fingerprint import canonical
 from mtdepth.cache.schema import mask_array
-from mtdepth.cache.store import StoreReader
+from mtdepth.cache.store import StoreReader, open_store
+from mtdepth.errors import MtDepthError
 from mtdepth.params import Params
 from mtdepth.pipeline.segmenter import config_from, segmenter_provenance, segmenter_settings
 
@@ -63,3 +66,31 @@ def required_provenance(reader: StoreReader, params: Params, names: list[str]) -
             wanted["segmenter"] = {**stored.get("segmenter", {}), **wanted["segmenter"]}
         required[name] = {**stored, **wanted}
     return required
+
+
+@dataclass
+class Data:
+    """The store's datasets for a training run and what the checkpoint records of them."""
+
+    train: CachedDepthDataset
+    val: CachedDepthDataset
+    provenance: dict[str, dict]
+    height: int
+    width: int
+
+
+def open_data(params: Params, store: str) -> Data:
+    """Training and validation datasets, refusing a store made with other params (naming the keys)."""
+    reader = open_store(store)
+    mask = params.train.mask_source if params.train.model == "mtdepth" else "none"  # the U-Net takes no mask
+    check_mask_source(reader, mask)
+    required = required_provenance(reader, params, arrays_for(mask, "gt" in reader.mask_sources()))
+    size = params.model.attention_size
+    if params.train.model == "mtdepth" and (size[0] > reader.height or size[1] > reader.width):
+        raise MtDepthError(f"model.attention_size {list(size)} is larger than the store's "
+                           f"{reader.height}x{reader.width} frames")
+    train = CachedDepthDataset(store, "train", mask, required=required)
+    val = CachedDepthDataset(store, "val", mask)
+    if len(train) == 0:
+        raise MtDepthError(f"store {store}: its train split has no frames")
+    return Data(train, val, canonical(required), reader.height, reader.width)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +24,7 @@ from mtdepth.cache.store import FrameTable, open_for_write, open_store
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Params
 from mtdepth.pipeline import vkitti2_format as fmt
+from mtdepth.pipeline.device import check_segmenter_device
 from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig, config_from, segmenter_provenance
 from mtdepth.pipeline.sparse import sparsify
 from mtdepth.pipeline.splits import random_split, scene_split
@@ -195,36 +195,12 @@ def _is_current(url: str, name: str, provenance: dict) -> bool:
     return True
 
 
-def check_device(device: str) -> None:
-    """Refuse a `segmenter.device` torch cannot use on this machine (before anything is written)."""
-    if device == "auto":
-        return
-    import torch
-
-    if re.fullmatch(r"\d+(,\d+)*", device):  # ultralytics' spelling of CUDA indices
-        indices = [int(i) for i in device.split(",")]
-        kind = "cuda"
-    else:
-        try:
-            parsed = torch.device(device)
-        except (RuntimeError, ValueError):
-            raise MtDepthError(f"segmenter.device: {device!r} is not a device (auto, cpu, cuda, cuda:N, mps)") from None
-        kind, indices = parsed.type, [parsed.index or 0]
-    available = {"cpu": 1, "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
-                 "mps": int(torch.backends.mps.is_available())}
-    if kind not in available:
-        raise MtDepthError(f"segmenter.device: {device!r} is not supported (auto, cpu, cuda, cuda:N, mps)")
-    if max(indices) >= available[kind]:
-        raise MtDepthError(f"segmenter.device: {device!r} asked, but this machine has {available[kind]} {kind} "
-                           "device(s); use cpu or auto")
-
-
 def check_segmenter(params: Params) -> None:
     """Checks of the segmenter params that need no model load: weights path kind, device."""
     weights = Path(params.segmenter.weights)
     if weights.is_dir():
         raise MtDepthError(f"{weights}: is a folder, not a weights file (segmenter.weights / --weights: a .pt or .onnx)")
-    check_device(params.segmenter.device)
+    check_segmenter_device(params.segmenter.device)
 
 
 def build(refs: Sequence[FrameRef], params: Params, url: str, *, scheduler: str | None = None,

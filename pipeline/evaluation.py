@@ -20,11 +20,10 @@ import numpy as np
 import torch
 
 from mtdepth.pipeline.metrics import METRICS, frame_mean, metric_sums, metrics_from_sums, pooled
-from mtdepth.pipeline.regions import group_masks, group_names
+from mtdepth.pipeline.regions import REGION_CODES, group_masks, group_names
 
 AVERAGES = ("pooled", "frame_mean")
 PANEL_KEYS = ("rgb", "depth", "sparse", "mask", "gt_mask")
-REGION_CODES = ("background", "object", "boundary")  # the panels' region map, by code
 
 
 @dataclass(frozen=True)

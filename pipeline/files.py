@@ -1,8 +1,13 @@
-"""Writing a file so that it is never seen half-written: a temporary file beside it, renamed over it."""
+"""Writes never seen half-written, one home: a file (a temporary beside it, renamed over it) and a
+folder (built beside it, swapped in with two renames), plus the JSON and CSV writers outputs share."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,3 +32,98 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], durable
         raise MtDepthError(f"{path}: cannot write ({exc.strerror or exc})") from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+# Folders: built as NAME.partial-PID beside the target, then swapped in with two renames (the old
+# one retired as NAME.old-PID first); what a killed run left is cleaned up or put back by `recover`.
+PARTIAL, RETIRED = "partial", "old"
+
+
+def is_empty_or_absent(folder: Path) -> bool:
+    return not folder.exists() or (folder.is_dir() and not any(folder.iterdir()))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _leftovers(target: Path) -> dict[str, dict[int, Path]]:
+    """`partial` and `old` folders beside `target` of runs whose process is gone, by pid."""
+    found: dict[str, dict[int, Path]] = {PARTIAL: {}, RETIRED: {}}
+    pattern = re.compile(rf"{re.escape(target.name)}\.({PARTIAL}|{RETIRED})-(\d+)")
+    for sibling in target.parent.iterdir() if target.parent.is_dir() else ():
+        match = pattern.fullmatch(sibling.name)
+        if match and not _pid_alive(int(match[2])):
+            found[match[1]][int(match[2])] = sibling
+    return found
+
+
+def recover(target: Path) -> None:
+    """Undo what killed runs left: put back a target retired by a run killed between its two renames,
+    and delete the rest (half-written folders, retired copies no longer needed)."""
+    found = _leftovers(target)
+    for pid, retired in sorted(found[RETIRED].items()):
+        if not target.exists():
+            retired.rename(target)
+        else:
+            shutil.rmtree(retired)
+    for partial in found[PARTIAL].values():
+        shutil.rmtree(partial)
+
+
+def check_target(target: Path) -> None:
+    """Refuse an output path that cannot be written or must never be replaced, in one line."""
+    if target.exists() and not target.is_dir():
+        raise MtDepthError(f"{target}: output path exists and is a file; choose another --out")
+    for parent in target.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise MtDepthError(f"{target}: {parent} is a file, so no folder can be made under it; choose another --out")
+            break
+    if Path.cwd().resolve().is_relative_to(target.resolve()):
+        raise MtDepthError(f"{target}: is the current folder or one above it; name a folder below it (e.g. data/synth)")
+
+
+def partial_folder(target: Path) -> Path:
+    """Where this process builds `target` before `swap_in`."""
+    return target.with_name(f"{target.name}.{PARTIAL}-{os.getpid()}")
+
+
+def swap_in(partial: Path, target: Path) -> None:
+    """Replace `target` by the finished `partial` (two renames; a kill between them is undone by `recover`)."""
+    if target.exists():
+        retired = target.with_name(f"{target.name}.{RETIRED}-{os.getpid()}")
+        target.rename(retired)
+        partial.rename(target)
+        shutil.rmtree(retired)
+    else:
+        partial.rename(target)
+
+
+def write_folder(out: Path, write: Callable[[Path], None]) -> None:
+    """Build the output folder beside `out` with write(folder), then swap it in: never half-written."""
+    recover(out)
+    partial = partial_folder(out)
+    partial.mkdir(parents=True)
+    try:
+        write(partial)
+        swap_in(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.checkpoint import CheckpointInfo, model_from_checkpoint
 from mtdepth.pipeline.kitti_io import read_image, read_sparse
-from mtdepth.pipeline.segmenter import SegmenterConfig, resolve_device
+from mtdepth.pipeline.device import resolve_device
+from mtdepth.pipeline.segmenter import SegmenterConfig
 from mtdepth.pipeline.vkitti2 import resize_area, resize_nearest
 
 MIN_DEPTH_M = 1.0 / 256  # the smallest depth a KITTI PNG stores as a measurement

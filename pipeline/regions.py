@@ -8,21 +8,27 @@
     background  neither object nor boundary
     bins        lo < GT <= hi metres, for consecutive edges of `distance_edges`
 
-`group_masks` stacks them, with "all" first, into one (B, G, H, W) bool tensor.
+`group_masks` stacks them, with "all" first, into one (B, G, H, W) bool tensor. The region names
+live here alone (torch is imported by the functions, so `mtdepth report` can read the names
+without it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
 
 REGIONS = ("object", "boundary", "background")
+REGION_CODES = ("background", "object", "boundary")  # the panels' region map, by code
 
 
 def instance_edges(labels: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) bool: pixels with a 4-neighbour of another label (both sides of each edge)."""
+    import torch
+
     edges = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
     vertical = labels[..., 1:, :] != labels[..., :-1, :]
     horizontal = labels[..., :, 1:] != labels[..., :, :-1]
@@ -37,6 +43,8 @@ def boundary_band(labels: torch.Tensor, k: int) -> torch.Tensor:
     """(B, 1, H, W) bool: pixels within k pixels (chessboard) of an instance edge, on either side."""
     if k < 1:
         raise ValueError(f"boundary band width must be >= 1 pixel, got {k}")
+    import torch.nn.functional as F
+
     edges = instance_edges(labels).float()
     return F.max_pool2d(edges, kernel_size=2 * k - 1, stride=1, padding=k - 1) > 0
 
@@ -60,6 +68,8 @@ def group_names(distance_edges: Sequence[float]) -> list[str]:
 
 def group_masks(gt: torch.Tensor, labels: torch.Tensor, k: int, distance_edges: Sequence[float]) -> torch.Tensor:
     """(B, G, H, W) bool: all pixels, each region, each distance bin of GT (validity is applied by the metrics)."""
+    import torch
+
     regions = region_masks(labels, k)
     bins = [(gt > lo) & (gt <= hi) for lo, hi in zip(distance_edges[:-1], distance_edges[1:])]
     everything = torch.ones_like(gt, dtype=torch.bool)

@@ -19,13 +19,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from mtdepth.pipeline import regions  # noqa: E402
+
 # (column label, region, metric) of the pooled D_final errors, as the table prints them
 COLUMNS = (
     ("RMSE", "all", "rmse_mm"), ("MAE", "all", "mae_mm"), ("iRMSE", "all", "irmse_per_km"),
     ("obj RMSE", "object", "rmse_mm"), ("obj MAE", "object", "mae_mm"),
     ("bnd RMSE", "boundary", "rmse_mm"), ("bg RMSE", "background", "rmse_mm"),
 )
-REGIONS = ("all", "object", "boundary", "background")
+REGIONS = ("all", *regions.REGIONS)  # the table's regions
 CURVE = Path("live/plots/metrics/val/final_rmse_mm.tsv")  # dvclive's per-epoch validation RMSE of D_final
 EPOCH_SECONDS = Path("live/plots/metrics/epoch_seconds.tsv")
 TILE_SCALE = 0.5  # panels are tiled at half their size

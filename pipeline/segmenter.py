@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mtdepth.errors import MtDepthError
+from mtdepth.pipeline.device import resolve_device
 from mtdepth.pipeline.masks import merge_masks
 
 WEIGHT_SUFFIXES = (".pt", ".onnx")
@@ -42,15 +43,6 @@ def import_ultralytics():
         if key in SETTINGS:
             dict.__setitem__(SETTINGS, key, False)
     return ultralytics
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda:0' when a GPU is present, else 'cpu'; anything else passes through."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
 def sha256_file(path: Path) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ INPUTS = ("rgb", "sparse", "valid", "mask")
 TARGETS = ("depth", "gt_mask")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LOSS_TERMS = ("loss", "final", "init", "seg")
+COMPILE_MIN_STEPS = 1000  # torch.compile costs about a minute once; it saves ~25% of a step (bench_train)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,34 @@ class StepSettings:
     warmup_steps: int = 0
     min_lr_ratio: float = 0.05
     log_every: int = 10
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> bf16 on CUDA with bf16 (else fp16) and on CPUs with bf16 units (else fp32)."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    try:
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    except (AttributeError, RuntimeError):
+        return "fp32"
+
+
+def step_settings(train, device: torch.device) -> StepSettings:
+    """The settings `train` params (a TrainParams) give on `device`, precision and memory format resolved."""
+    precision = resolve_precision(train.precision, device)
+    channels_last = train.channels_last == "on" or (train.channels_last == "auto" and precision != "fp32")
+    return StepSettings(device=device, precision=precision, channels_last=channels_last, accumulate=train.accumulate,
+                        grad_clip=train.grad_clip, lr=train.lr, schedule=train.schedule,
+                        warmup_steps=train.warmup_steps, min_lr_ratio=train.min_lr_ratio, log_every=train.log_every)
+
+
+def use_compile(setting: str, total_steps: int) -> bool:
+    """Whether to torch.compile: 'auto' when the run is long enough to repay the compile and a C compiler exists."""
+    if setting != "auto":
+        return setting == "on"
+    return total_steps >= COMPILE_MIN_STEPS and any(shutil.which(cc) for cc in ("cc", "gcc", "clang"))
 
 
 def lr_at(step: int, total_steps: int, s: StepSettings) -> float:

@@ -157,12 +157,7 @@ def write_instances(path: Path, ids: np.ndarray) -> None:
     image.save(path, format="PNG")
 
 
-def read_class_rgb(path: Path) -> np.ndarray:
-    """Class segmentation as uint8 (H, W, 3) colours."""
-    image = _open_image(path)
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return np.asarray(image, dtype=np.uint8)
+read_class_rgb = read_rgb  # class segmentation: uint8 (H, W, 3) colours, read as any RGB PNG
 
 
 def write_class_rgb(path: Path, colours: np.ndarray) -> None:

@@ -21,7 +21,9 @@ from PIL import Image
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline import vkitti2_format as fmt
 from mtdepth.pipeline.masks import foreground_iou, instance_classes, instance_polygons
-from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig, import_ultralytics, resolve_device
+from mtdepth.pipeline.device import resolve_device
+from mtdepth.pipeline.files import atomic_write
+from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig, import_ultralytics
 from mtdepth.pipeline.vkitti2 import FrameRef, load_frame
 
 # YOLO classes of the fitted segmenter, and the dataset classes each one gathers.
@@ -200,17 +202,13 @@ def fit(train_frames: Sequence[FrameRef], val_frames: Sequence[FrameRef], out: P
     }
     _install(best, out.with_suffix(".pt"))
     _install(onnx_path, out.with_suffix(".onnx"))
-    tmp_json = out.with_suffix(".json.partial")
-    tmp_json.write_text(json.dumps(report, indent=2) + "\n")
-    tmp_json.replace(out.with_suffix(".json"))
+    atomic_write(out.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(report, indent=2) + "\n"))
     return report
 
 
 def _install(source: Path, target: Path) -> None:
-    """Copy `source` next to `target` under a temporary name, then rename (atomic on one filesystem)."""
-    partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(source, partial)
-    partial.replace(target)
+    """Copy `source` to `target`, atomically."""
+    atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def _epochs_run(results_csv: Path) -> int:

@@ -9,7 +9,7 @@ import click
 from mtdepth.cache.fingerprint import flatten, show
 from mtdepth.cache.store import open_store
 from mtdepth.errors import MtDepthError
-from mtdepth.stages.progress import progress_bar
+from mtdepth.log import progress_bar
 
 BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 BYTES_PER_UNIT = 1024

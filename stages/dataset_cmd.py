@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
+from mtdepth.log import progress_bar
 from mtdepth.params import DataParams
 from mtdepth.pipeline.vkitti2 import FIELD_MODALITY, FrameRef, image_size, index_frames, verify_frame
-from mtdepth.stages.progress import comma_list, progress_bar
+from mtdepth.stages.options import comma_list
 
 DEFAULTS = DataParams()
 

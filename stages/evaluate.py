@@ -1,4 +1,4 @@
-"""`mtdepth evaluate`: a checkpoint or a classical baseline scored on a store split, one evaluator for all.
+"""`mtdepth evaluate`: a checkpoint or a classical baseline scored on a store split (cache/evaluate_run.py).
 
     mtdepth evaluate --store S --checkpoint runs/mtdepth/best.pt --out runs/eval/mtdepth
     mtdepth evaluate --store S --baseline nearest --out runs/eval/nearest
@@ -9,94 +9,21 @@ Writes, all or nothing (built in a temporary folder beside DIR, then renamed ove
                         all pixels and per frame then averaged
     DIR/per_frame.csv   one row per frame (for `dvc plots`)
     DIR/panels/*.png    Figure-2 panels of the frames `evaluate.panel_frames` names
-Everything is checked before any frame is read: the checkpoint, the store against what the
-checkpoint was trained on (geometry, provenance, mask source), the split, --out.
+Everything is checked before any frame is read: the checkpoint, the store, the split, --out.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-import os
-import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import torch
-from torch.utils.data import DataLoader, Subset
 
-from mtdepth.cache.dataset import CachedDepthDataset
-from mtdepth.cache.store import open_store
+from mtdepth.cache.evaluate_run import baseline_source, checkpoint_source, open_frames, score, summary_lines, write_outputs
 from mtdepth.errors import MtDepthError
-from mtdepth.params import Params, load_params, override
-from mtdepth.pipeline.baselines import BASELINES, IPBasicConfig, baseline
-from mtdepth.pipeline.checkpoint import model_from_checkpoint
-from mtdepth.pipeline.evaluation import AVERAGES, REGION_CODES, EvalSettings, Evaluation, evaluate_batches
-from mtdepth.pipeline.panels import PanelFrame, PanelStyle, render_panel
-from mtdepth.pipeline.segmenter import resolve_device
-from mtdepth.stages.progress import progress_bar
-from mtdepth.stages.synth import PARTIAL, check_target, recover, swap_in
-
-
-@dataclass
-class Source:
-    """What is scored: its outputs, how it predicts a batch, and what it needs from the store."""
-
-    label: str  # for metrics.json and panel titles
-    outputs: tuple[str, ...]  # ("init", "final") or ("final",)
-    predict: Callable[[dict], dict]  # batch on device -> {output: (B, 1, H, W) metres}
-    mask_source: str  # the store mask the source reads ("none" for a baseline)
-    required: dict  # array -> provenance the store must have been made with
-    geometry: tuple[int, int] | None  # (H, W) it was trained at; None: any
-
-
-def checkpoint_source(path: str, device: torch.device, max_depth: float) -> Source:
-    """A trained model from `path`; MtDepthError if it is no readable mtdepth checkpoint or was trained
-    with another max depth than the one scored (`data.max_depth`)."""
-    model, info = model_from_checkpoint(path, device)
-    if info.max_depth != max_depth:
-        raise MtDepthError(f"{path}: trained with max_depth {info.max_depth:g} m, data.max_depth is {max_depth:g}")
-    required = {name: provenance for name, provenance in info.store_provenance.items()
-                if not (info.mask_source == "none" and name.startswith("mask/"))}
-
-    def predict(batch: dict) -> dict:
-        out = model(batch["rgb"], batch["sparse"], batch["valid"], batch["mask"])
-        return {"init": out["init"], "final": out["final"]}
-
-    return Source(label=f"{info.model_name} checkpoint {path} (epoch {info.epoch}, mask {info.mask_source})",
-                  outputs=("init", "final"), predict=predict, mask_source=info.mask_source, required=required,
-                  geometry=(info.height, info.width))
-
-
-def baseline_source(name: str, params: Params) -> Source:
-    """A classical baseline (needs no learning, reads the sparse map alone)."""
-    ev = params.evaluate
-    if name == "ipbasic" and ev.ipbasic_max_depth <= params.data.max_depth:
-        raise MtDepthError(f"evaluate.ipbasic_max_depth ({ev.ipbasic_max_depth:g}) must exceed data.max_depth "
-                           f"({params.data.max_depth:g}): IP-Basic inverts depths around it")
-    fill = baseline(name, IPBasicConfig(max_depth=ev.ipbasic_max_depth, extrapolate=ev.ipbasic_extrapolate,
-                                        blur=ev.ipbasic_blur))
-    return Source(label=f"{name} baseline", outputs=("final",), predict=lambda batch: {"final": fill(batch["sparse"])},
-                  mask_source="none", required={}, geometry=None)
-
-
-def open_frames(store: str, source: Source, split: str, frames: int | None) -> tuple[CachedDepthDataset, int]:
-    """The dataset of the frames to score, refusing a store the source cannot be scored on."""
-    dataset = CachedDepthDataset(store, split=split, mask_source=source.mask_source, required=source.required)
-    if source.geometry is not None and source.geometry != (dataset.height, dataset.width):
-        h, w = source.geometry
-        raise MtDepthError(f"store {store}: frames are {dataset.height}x{dataset.width}, the checkpoint was "
-                           f"trained at {h}x{w}")
-    if not dataset.has_gt_mask:
-        raise MtDepthError(f"store {store}: has no mask/gt, which the object/boundary regions need "
-                           "(rerun stage one with store.mask_sources including gt)")
-    if len(dataset) == 0:
-        raise MtDepthError(f"store {store}: split {split!r} has no frames")
-    count = len(dataset) if frames is None else min(frames, len(dataset))
-    return dataset, count
+from mtdepth.params import load_params, override
+from mtdepth.pipeline.baselines import BASELINES
+from mtdepth.pipeline.device import torch_device
+from mtdepth.pipeline.files import check_target, write_folder
 
 
 @click.command("evaluate")
@@ -120,96 +47,11 @@ def evaluate(params_file, store, checkpoint, baseline, out, split, frames, batch
     ev = params.evaluate
     out = Path(out)
     check_target(out)
-    torch_device = torch.device(resolve_device(ev.device))
-    source = (checkpoint_source(checkpoint, torch_device, params.data.max_depth) if checkpoint
+    device = torch_device(ev.device, "evaluate.device")
+    source = (checkpoint_source(checkpoint, device, params.data.max_depth) if checkpoint
               else baseline_source(baseline, params))
     dataset, count = open_frames(params.store.path, source, ev.split, ev.frames)
-    result = score(dataset, count, source, params, torch_device)
-    write_atomically(out, lambda folder: write_outputs(folder, result, source, params))
+    result = score(dataset, count, source, params, device)
+    write_folder(out, lambda folder: write_outputs(folder, result, source, params))
     for line in summary_lines(result, source):
         click.echo(line)
-
-
-def score(dataset: CachedDepthDataset, count: int, source: Source, params: Params, device: torch.device) -> Evaluation:
-    """Run the evaluator over the first `count` frames of `dataset`, in order, with a progress bar."""
-    ev = params.evaluate
-    loader = DataLoader(Subset(dataset, range(count)), batch_size=ev.batch, shuffle=False, num_workers=ev.workers,
-                        pin_memory=device.type == "cuda")
-    settings = EvalSettings(max_depth=params.data.max_depth, boundary_px=ev.boundary_px,
-                            distance_edges=ev.distance_bins, device=device,
-                            panel_positions=frozenset(p for p in ev.panel_frames if p < count))
-    with progress_bar(total=count, desc="evaluate", unit="frame") as bar:
-        return evaluate_batches(loader, source.predict, source.outputs, settings, on_batch=bar.update)
-
-
-def write_outputs(folder: Path, result: Evaluation, source: Source, params: Params) -> None:
-    """metrics.json, per_frame.csv and panels/ into `folder`."""
-    ev = params.evaluate
-    frames = open_store(params.store.path).frames
-    write_json(folder / "metrics.json", {
-        "source": source.label, "store": params.store.path, "split": ev.split, "frames": result.count,
-        "max_depth_m": params.data.max_depth, "boundary_px": ev.boundary_px,
-        **{average: result.table(average) for average in AVERAGES},
-    })
-    rows = [{**_origin(frames, entry["row"]), **entry} for entry in result.frame_rows()]
-    write_csv(folder / "per_frame.csv", rows)
-    panels = folder / "panels"
-    panels.mkdir()
-    style = PanelStyle(max_depth=params.data.max_depth, cmap=ev.panel_cmap, error_max=ev.panel_error_max,
-                       dpi=ev.panel_dpi)
-    for position, images in sorted(result.panels.items()):
-        row = result.rows[position]
-        origin = _origin(frames, row)
-        own_mask = source.mask_source != "none"
-        frame = PanelFrame(
-            title=f"{source.label}\nrow {row}: {origin['scene']} {origin['condition']} frame {origin['frame']}",
-            rgb=images["rgb"].transpose(1, 2, 0), gt=images["depth"][0], sparse=images["sparse"][0],
-            mask=images["mask" if own_mask else "gt_mask"][0],
-            mask_label=f"mask ({source.mask_source}, model input)" if own_mask else "mask (gt, regions)",
-            final=images["final"], init=images.get("init"), regions=images["regions"], region_names=REGION_CODES)
-        render_panel(panels / f"row{row:05d}.png", frame, style)
-
-
-def _origin(frames, row: int) -> dict:
-    """Where store row `row` came from."""
-    return {"scene": frames.scene[row], "condition": frames.condition[row], "camera": frames.camera[row],
-            "frame": frames.index[row]}
-
-
-def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
-    """Build the output folder beside `out`, then swap it in (synth's two renames; what a killed
-    run left is cleaned up or put back first): never half-written."""
-    recover(out)
-    partial = out.with_name(f"{out.name}.{PARTIAL}-{os.getpid()}")
-    partial.mkdir(parents=True)
-    try:
-        write(partial)
-        swap_in(partial, out)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-
-
-def summary_lines(result: Evaluation, source: Source) -> list[str]:
-    """Overall pooled RMSE/MAE of each output, for the terminal."""
-    lines = [f"evaluate: {source.label}: {result.count} frames"]
-    tables = {average: result.table(average) for average in AVERAGES}
-    for output in source.outputs:
-        overall = tables["pooled"][output]["all"]
-        lines.append(f"  {output}: RMSE {_mm(overall['rmse_mm'])} mm, MAE {_mm(overall['mae_mm'])} mm (pooled), "
-                     f"RMSE {_mm(tables['frame_mean'][output]['all']['rmse_mm'])} mm (per-frame mean)")
-    return lines
-
-
-def _mm(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:,.0f}"
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 
 import click
 
+from mtdepth.log import progress_bar
 from mtdepth.params import load_params, override, to_dict
-from mtdepth.stages.progress import progress_bar
-from mtdepth.stages.synth import MANIFEST
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -19,12 +17,6 @@ def _command_line(ctx: click.Context) -> str:
              if ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT]
     options = " ".join(f"{option} {shlex.quote(str(value))}" for option, value in given)
     return f"{ctx.command_path} {options}".strip()
-
-
-def _synth_manifest(root: str) -> dict | None:
-    """The synth params (seed, scenes, frames...) a synthetic tree records, None for other data."""
-    path = Path(root) / MANIFEST
-    return json.loads(path.read_text())["synth"] if path.is_file() else None
 
 
 @click.command("fit-segmenter")
@@ -41,6 +33,7 @@ def _synth_manifest(root: str) -> dict | None:
 @click.option("--work-dir", default="runs/fit-segmenter", show_default=True, help="YOLO dataset and ultralytics run.")
 def fit_segmenter(params_file, data, val_data, out, model, imgsz, epochs, budget_minutes, batch, device, work_dir):
     """Fit a YOLO11n-seg on instance PNGs, export .pt + .onnx and a JSON report."""
+    from mtdepth.pipeline.synth import read_manifest
     from mtdepth.pipeline.vkitti2 import index_frames
     from mtdepth.pipeline.yolo_fit import FitConfig, fit
 
@@ -58,7 +51,7 @@ def fit_segmenter(params_file, data, val_data, out, model, imgsz, epochs, budget
     context = {"command": _command_line(click.get_current_context()),
                "params": {"fit_segmenter": to_dict(fp), "data": to_dict(dp), "segmenter_conf": params.segmenter.conf},
                "train_data": fp.data, "val_data": fp.val_data,
-               "train_data_synth": _synth_manifest(fp.data), "val_data_synth": _synth_manifest(fp.val_data)}
+               "train_data_synth": read_manifest(fp.data), "val_data_synth": read_manifest(fp.val_data)}
     report = fit(train_frames, val_frames, Path(fp.out), Path(work_dir), config,
                  progress=lambda frames: progress_bar(frames, desc="labels", unit="frame"), context=context)
     click.echo(f"fit-segmenter: {report['epochs_run']} epochs in {report['fit_seconds']:.0f} s, "

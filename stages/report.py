@@ -22,8 +22,7 @@ import click
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.report import (CURVE, Training, curves_figure, markdown_table, model_row, read_training,
                                      region_rows, tile_panels)
-from mtdepth.stages.evaluate import write_atomically, write_csv, write_json
-from mtdepth.stages.synth import check_target
+from mtdepth.pipeline.files import check_target, write_csv, write_folder, write_json
 
 
 @click.command("report")
@@ -42,7 +41,7 @@ def report(evals: tuple[Path, ...], runs: Path | None, out: Path) -> None:
     curves = {name: read_training(runs / name) for name in names if runs is not None and (runs / name / CURVE).is_file()}
     rows = [model_row(name, metrics[name], curves.get(name)) for name in names]
     table = markdown_table(rows)
-    write_atomically(out, lambda folder: write_report(folder, evals, metrics, rows, table, curves))
+    write_folder(out, lambda folder: write_report(folder, evals, metrics, rows, table, curves))
     click.echo(table, nl=False)
     click.echo(f"report: {len(rows)} models on {rows[0]['frames']} frames; {out}/report.md, panels in {out}/panels")
 

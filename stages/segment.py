@@ -6,8 +6,9 @@ import time
 
 import click
 
+from mtdepth.log import progress_bar
 from mtdepth.params import load_params, override
-from mtdepth.stages.progress import comma_list, progress_bar
+from mtdepth.stages.options import comma_list
 
 
 @click.command("segment")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import time
 from pathlib import Path
@@ -14,74 +12,10 @@ import click
 from mtdepth import __version__
 from mtdepth.cache.location import filesystem_error
 from mtdepth.errors import MtDepthError
+from mtdepth.log import progress_bar
 from mtdepth.params import load_params, override, to_dict
-from mtdepth.stages.progress import comma_list, progress_bar
-
-
-MANIFEST = "mtdepth-synth.json"  # the params a synthetic tree was written with (readers ignore it)
-PARTIAL, RETIRED = "partial", "old"  # NAME.partial-PID: being written; NAME.old-PID: being replaced
-
-
-def _is_empty_or_absent(folder: Path) -> bool:
-    return not folder.exists() or (folder.is_dir() and not any(folder.iterdir()))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
-def _leftovers(target: Path) -> dict[str, dict[int, Path]]:
-    """`partial` and `old` folders beside `target` of synth runs whose process is gone, by pid."""
-    found: dict[str, dict[int, Path]] = {PARTIAL: {}, RETIRED: {}}
-    pattern = re.compile(rf"{re.escape(target.name)}\.({PARTIAL}|{RETIRED})-(\d+)")
-    for sibling in target.parent.iterdir() if target.parent.is_dir() else ():
-        match = pattern.fullmatch(sibling.name)
-        if match and not _pid_alive(int(match[2])):
-            found[match[1]][int(match[2])] = sibling
-    return found
-
-
-def recover(target: Path) -> None:
-    """Undo what killed runs left: put back a target retired by a run killed between its two renames,
-    and delete the rest (half-written datasets, retired copies no longer needed)."""
-    found = _leftovers(target)
-    for pid, retired in sorted(found[RETIRED].items()):
-        if not target.exists():
-            retired.rename(target)
-        else:
-            shutil.rmtree(retired)
-    for partial in found[PARTIAL].values():
-        shutil.rmtree(partial)
-
-
-def check_target(target: Path) -> None:
-    """Refuse an output path that cannot be written or must never be replaced, in one line."""
-    if target.exists() and not target.is_dir():
-        raise MtDepthError(f"{target}: output path exists and is a file; choose another --out")
-    for parent in target.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise MtDepthError(f"{target}: {parent} is a file, so no folder can be made under it; choose another --out")
-            break
-    if Path.cwd().resolve().is_relative_to(target.resolve()):
-        raise MtDepthError(f"{target}: is the current folder or one above it; name a folder below it (e.g. data/synth)")
-
-
-def swap_in(partial: Path, target: Path) -> None:
-    """Replace `target` by the finished `partial` (two renames; a kill between them is undone by `recover`)."""
-    if target.exists():
-        retired = target.with_name(f"{target.name}.{RETIRED}-{os.getpid()}")
-        target.rename(retired)
-        partial.rename(target)
-        shutil.rmtree(retired)
-    else:
-        partial.rename(target)
+from mtdepth.pipeline.files import check_target, is_empty_or_absent, partial_folder, recover, swap_in
+from mtdepth.stages.options import comma_list
 
 
 @click.command("synth")
@@ -94,7 +28,7 @@ def swap_in(partial: Path, target: Path) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty output folder (once the new one is complete).")
 def synth(params_file, out, seed, scenes, conditions, frames, overwrite):
     """Write procedural street sequences (RGB, depth, class and instance PNGs, textgt)."""
-    from mtdepth.pipeline.synth import write_dataset
+    from mtdepth.pipeline.synth import MANIFEST, write_dataset
 
     params = load_params(params_file)
     params = override(params, "synth", out=out, seed=seed, scenes=comma_list(scenes), conditions=comma_list(conditions),
@@ -106,13 +40,13 @@ def synth(params_file, out, seed, scenes, conditions, frames, overwrite):
         recover(target)
     except OSError as exc:
         raise filesystem_error(exc, str(target)) from None
-    if not overwrite and not _is_empty_or_absent(target):
+    if not overwrite and not is_empty_or_absent(target):
         raise MtDepthError(f"{target}: output folder exists and is not empty (use --overwrite to replace it)")
     total = len(p.scenes) * len(p.conditions) * p.frames
     started = time.perf_counter()
     # Write beside the target and swap it in at the end: a killed run leaves only NAME.partial-PID,
     # which the next run deletes.
-    partial = target.with_name(f"{target.name}.{PARTIAL}-{os.getpid()}")
+    partial = partial_folder(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         frames_written = write_dataset(partial, p.seed, p.scenes, p.conditions, p.frames, p.image_width, p.image_height)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
+from mtdepth.log import progress_bar
 from mtdepth.params import load_params, override
-from mtdepth.stages.progress import progress_bar
 
 
 @click.command("train")
@@ -41,7 +41,7 @@ from mtdepth.stages.progress import progress_bar
 def train(params_file, store, model, mask_source, query, epochs, lr, batch, workers, precision, compile_, device, out,
           resume, resume_if_compatible):
     """Train MT-Depth (or the U-Net baseline) from the cached arrays alone."""
-    from mtdepth.stages.train_run import run
+    from mtdepth.cache.train_run import run
 
     params = load_params(params_file)
     params = override(params, "store", path=store)

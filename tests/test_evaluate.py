@@ -174,7 +174,7 @@ def test_a_failure_while_writing_leaves_the_old_output_and_no_partial_folder(wor
     def full_disk(*args, **kwargs):
         raise MtDepthError("panels: no space left on device")
 
-    monkeypatch.setattr("mtdepth.stages.evaluate.render_panel", full_disk)
+    monkeypatch.setattr("mtdepth.cache.evaluate_run.render_panel", full_disk)
     result = run(workspace, "--baseline", "nearest", "--out", str(out))
     assert result.exit_code == 2 and "no space left" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]

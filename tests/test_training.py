@@ -108,7 +108,7 @@ def test_rank_samplers_split_global_batches_and_blocks():
 
 
 def test_compile_is_chosen_for_long_runs_only():
-    from mtdepth.stages.train_run import COMPILE_MIN_STEPS, use_compile
+    from mtdepth.pipeline.training import COMPILE_MIN_STEPS, use_compile
 
     assert use_compile("on", 1) and not use_compile("off", 10**6)
     assert not use_compile("auto", COMPILE_MIN_STEPS - 1)  # the tests' runs: never compiled

@@ -15,7 +15,7 @@ from mtdepth.pipeline.models.mtdepth import DepthCompletionNet, MTDepth, UNetBas
 from mtdepth.pipeline.models.unet import UNet
 
 __all__ = ["MODELS", "QUERIES", "CrossAttention", "DepthCompletionNet", "MTDepth", "UNet", "UNetBaseline",
-           "build_model"]
+           "build_model", "new_model"]
 
 MODELS = {"mtdepth": MTDepth, "unet": UNetBaseline}
 
@@ -30,6 +30,18 @@ def build_model(config: dict) -> DepthCompletionNet:
         return MODELS[name](**args)
     except (TypeError, ValueError) as exc:
         raise MtDepthError(f"model config: {exc}") from None
+
+
+def new_model(params) -> DepthCompletionNet:
+    """The network `params` (a Params) describe: train.model, model.*, data.max_depth."""
+    m = params.model
+    config = {"name": params.train.model, "channels": list(m.unet_channels), "max_depth": params.data.max_depth,
+              "init_depth": m.init_depth}
+    if params.train.model == "mtdepth":
+        config.update(attention_dim=m.attention_dim, attention_size=list(m.attention_size),
+                      fusion_channels=m.fusion_channels, head_channels=m.head_channels, se_reduction=m.se_reduction,
+                      query=m.query)
+    return build_model(config)
 
 
 def count_parameters(model: nn.Module) -> int:

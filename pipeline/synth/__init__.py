@@ -36,11 +36,11 @@ from mtdepth.pipeline.synth.world import (
     Camera,
     make_camera,
 )
-from mtdepth.pipeline.synth.write import modality_path, write_dataset, write_frame, write_textgt
+from mtdepth.pipeline.synth.write import MANIFEST, modality_path, read_manifest, write_dataset, write_frame, write_textgt
 
 __all__ = [
-    "CAMERA", "CAMERA_HEIGHT", "CLASS_COLOURS", "CLASS_NAMES", "KERB_HEIGHT", "LOOKS", "ROAD_SURFACE", "SKY",
+    "CAMERA", "CAMERA_HEIGHT", "CLASS_COLOURS", "CLASS_NAMES", "KERB_HEIGHT", "LOOKS", "MANIFEST", "ROAD_SURFACE", "SKY",
     "Camera", "Geometry", "Look", "Street", "Surfaces", "SynthFrame", "Track", "build_street", "cast_frame",
-    "make_camera", "modality_path", "render_frame", "shade_frame", "track_positions", "write_dataset",
+    "make_camera", "modality_path", "read_manifest", "render_frame", "shade_frame", "track_positions", "write_dataset",
     "write_frame", "write_textgt",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -10,6 +11,8 @@ from mtdepth.pipeline.synth.layout import build_street
 from mtdepth.pipeline.synth.raycast import cast_frame
 from mtdepth.pipeline.synth.shade import SynthFrame, shade_frame
 from mtdepth.pipeline.synth.world import CAMERA, CAMERA_IDS, CLASS_COLOURS, Camera, make_camera
+
+MANIFEST = "mtdepth-synth.json"  # the params a synthetic tree was written with (readers ignore it)
 
 
 def modality_path(root: Path, modality: str, scene: str, condition: str, index: int) -> Path:
@@ -53,3 +56,9 @@ def write_dataset(root: Path, seed: int, scenes: tuple[str, ...], conditions: tu
             for condition in conditions:
                 write_frame(root, scene, condition, index, shade_frame(street, camera, geometry, condition))
                 yield scene, condition, index
+
+
+def read_manifest(root: str | Path) -> dict | None:
+    """The synth params (seed, scenes, frames...) a synthetic tree records; None for other data."""
+    path = Path(root) / MANIFEST
+    return json.loads(path.read_text())["synth"] if path.is_file() else None

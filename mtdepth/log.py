@@ -1,4 +1,4 @@
-"""What every command shares: progress bars (tqdm, shown only on a terminal) and list options."""
+"""Progress bars: tqdm on stderr, shown only on a terminal (logs, CI and DVC pipes get none)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,3 @@ def progress_bar(iterable: Iterable | None = None, **kwargs) -> tqdm:
     kwargs.setdefault("disable", not sys.stderr.isatty())
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, file=sys.stderr, **kwargs)
-
-
-def comma_list(value: str | None) -> tuple[str, ...] | None:
-    """'a, b,c' -> ('a', 'b', 'c'); None (option not given) stays None."""
-    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
