@@ -74,7 +74,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
     args = parser.parse_args()
+    if args.tiny:
+        global PASSES
+        args.frames, PASSES = 2, 1
     params = load_params("params.yaml")
     device = torch.device(resolve_device(args.device))
     with tempfile.TemporaryDirectory() as tmp:

@@ -219,7 +219,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, help="a trained .pt (default: an untrained Table 2 MT-Depth)")
     parser.add_argument("--frames", type=int, default=2, help="frames per scene and condition (x 2 x 2)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per backend and size")
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
     args = parser.parse_args()
+    if args.tiny:
+        global SIZES
+        args.frames, args.repeats, SIZES = 1, 1, ((64, 128),)
     with tempfile.TemporaryDirectory(prefix="mtdepth-bench-") as folder:
         work = Path(folder)
         if args.checkpoint:

@@ -121,7 +121,10 @@ def main() -> None:
     parser.add_argument("--root", type=Path, help="an existing Virtual KITTI 2 tree (default: write a temporary one)")
     parser.add_argument("--frames", type=int, default=BENCH_FRAMES, help="frames decoded per pass")
     parser.add_argument("--index-frames", type=int, default=INDEX_FRAMES, help="frames in the indexing tree (0: skip)")
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
     args = parser.parse_args()
+    if args.tiny:
+        args.frames, args.index_frames = 2, 12
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
 

@@ -48,7 +48,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16, help="frames per scene and condition (x 6 conditions, 2 scenes)")
     parser.add_argument("--weights", default=None, help="segmentation weights (default: params.yaml's)")
     parser.add_argument("--batch", type=int, default=4, help="training batch size for the read benchmark")
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
     args = parser.parse_args()
+    if args.tiny:
+        args.frames = 1
 
     params = load_params("params.yaml")
     if args.weights:

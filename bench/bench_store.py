@@ -310,7 +310,10 @@ def main(argv: list[str] | None = None) -> None:
         "when it exists, else street-like frames drawn here)"
     )
     parser.add_argument("--street", action="store_true", help="Use the street-like frames drawn here, even if --data exists.")
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
     args = parser.parse_args(argv)
+    if args.tiny:
+        args.frames, args.height, args.width, args.repeats = 4, 64, 128, 1
 
     if Path(args.data).is_dir() and not args.street:
         data = dataset_frames(args.data, args.frames, args.height, args.width, args.seed)

@@ -78,7 +78,12 @@ def step_seconds(name: str, height: int, width: int, precision: str, channels_la
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration")
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
     args = parser.parse_args()
+    sizes, compile_ = SIZES, True
+    if args.tiny:
+        global MATMUL_N
+        sizes, compile_, args.steps, MATMUL_N = ((32, 64),), False, 1, 128  # compiling alone takes a minute
     default = resolve_precision("auto", CPU)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; default precision on this CPU: {default}")
     fp32_peak, bf16_peak = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
@@ -86,12 +91,12 @@ def main() -> None:
     print("| model | size | GFLOP/step | fp32 eager s/step | GFLOP/s | eager default s/step | GFLOP/s | speed-up | "
           "+ torch.compile s/step | GFLOP/s | speed-up | frames/s (compiled) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for height, width in SIZES:
+    for height, width in sizes:
         for name in ("unet", "mtdepth"):
             gflop = step_flops(name, height, width) / 1e9
             plain = step_seconds(name, height, width, "fp32", False, args.steps)
             fast = step_seconds(name, height, width, default, default != "fp32", args.steps)
-            fused = step_seconds(name, height, width, default, default != "fp32", args.steps, compiled=True)
+            fused = step_seconds(name, height, width, default, default != "fp32", args.steps, compiled=compile_)
             print(f"| {name} | {height}x{width} | {gflop:.1f} | {plain:.2f} | {gflop / plain:.0f} | {fast:.2f} | "
                   f"{gflop / fast:.0f} | {plain / fast:.2f}x | {fused:.2f} | {gflop / fused:.0f} | {plain / fused:.2f}x | "
                   f"{BATCH / fused:.1f} |", flush=True)

@@ -1,4 +1,6 @@
-"""Run every benchmark in turn (`make bench`); each prints its own markdown tables."""
+"""Run every benchmark in turn (`make bench`); each prints its own markdown tables.
+
+`--tiny` passes on to each script: smoke-test sizes (tests/test_bench.py), figures meaningless."""
 
 import subprocess
 import sys
@@ -11,6 +13,6 @@ if __name__ == "__main__":
     failed = []
     for name in BENCHES:
         print(f"\n## {name}\n", flush=True)
-        if subprocess.run([sys.executable, str(here / name)], cwd=here.parent).returncode != 0:
+        if subprocess.run([sys.executable, str(here / name), *sys.argv[1:]], cwd=here.parent).returncode != 0:
             failed.append(name)
     sys.exit(f"failed: {', '.join(failed)}" if failed else 0)

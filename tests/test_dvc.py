@@ -15,6 +15,8 @@ import yaml
 
 from mtdepth.pipeline.segmenter import import_ultralytics
 
+pytestmark = pytest.mark.slow  # minutes: end to end through YOLO, training or dvc repro
+
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("unet", "mtdepth-yolo", "mtdepth-gt", "mtdepth-none", "mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat")
 ROWS = ("nearest", "ipbasic", "unet", "mtdepth-yolo", "mtdepth-gt", "mtdepth-none")  # report: Table 3's comparison

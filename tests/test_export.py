@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from test_predict import ODD_SIZES, errors, make_checkpoint, run, write_frame
+from factories import ODD_SIZES, errors, make_checkpoint, run, write_frame
 
 from mtdepth.errors import MtDepthError
-from mtdepth.pipeline import kitti_io, onnx_export
+from mtdepth.pipeline import onnx_export
 from mtdepth.pipeline.checkpoint import CheckpointInfo, model_from_checkpoint
 from mtdepth.pipeline.models import MTDepth
 

@@ -3,11 +3,14 @@
 import json
 
 import numpy as np
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from mtdepth.cache.store import open_store
 from mtdepth.cli import cli
+
+pytestmark = pytest.mark.slow  # minutes: end to end through YOLO, training or dvc repro
 
 
 def test_fitted_weights_serve_stage_one_as_pt_and_onnx(tmp_path):

@@ -5,58 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
-from mtdepth.cli import cli
+from factories import ODD_SIZES, errors, make_checkpoint, run, write_frame
 from mtdepth.pipeline import kitti_io
-from mtdepth.pipeline.checkpoint import CheckpointInfo, checkpoint_state, save_checkpoint
+from mtdepth.pipeline.checkpoint import CheckpointInfo
 from mtdepth.pipeline.inference import DepthNet, Frame, complete
-from mtdepth.pipeline.models import MTDepth, UNetBaseline
 
-TINY = {"channels": (4, 8), "attention_size": (4, 8), "fusion_channels": 8, "head_channels": 4}
-TRAINED_SIZE = (32, 64)
-ODD_SIZES = [(375, 1242), (203, 377), (480, 640)]
 K_LINE = "721.5377 0 609.5593 0 721.5377 172.854 0 0 1\n"
 
 
-def make_checkpoint(path, model="mtdepth", mask_source="none", segmenter=None, provenance=None):
-    """A checkpoint of an untrained tiny net, trained size 32x64."""
-    torch.manual_seed(0)
-    net = MTDepth(**TINY) if model == "mtdepth" else UNetBaseline(channels=(4, 8))
-    info = CheckpointInfo(model_config=net.config, mask_source=mask_source, height=TRAINED_SIZE[0],
-                          width=TRAINED_SIZE[1], max_depth=80.0, store_url="memory://test", store_provenance=provenance or {},
-                          segmenter=segmenter)
-    save_checkpoint(path, checkpoint_state(net, info))
-    return path
-
-
-def write_frame(root, name, height, width, sparse_folder="sparse", seed=0, suffix=".png"):
-    """image/NAME.png and SPARSE/NAME.png|npy: noise RGB, 5% samples in 1..70 m; returns the sparse metres."""
-    rng = np.random.default_rng(seed)
-    (root / "image").mkdir(parents=True, exist_ok=True)
-    (root / sparse_folder).mkdir(exist_ok=True)
-    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(root / "image" / f"{name}.png")
-    metres = ((rng.random((height, width)) < 0.05) * rng.uniform(1, 70, (height, width))).astype(np.float32)
-    if suffix == ".npy":
-        np.save(root / sparse_folder / f"{name}.npy", metres)
-    else:
-        kitti_io.write_depth_png(root / sparse_folder / f"{name}.png", metres)
-    return kitti_io.decode_depth(kitti_io.encode_depth(metres)) if suffix == ".png" else metres
-
-
-def run(*args):
-    """Invoke the real CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def errors(result):
-    return [line for line in result.stderr.splitlines() if line.startswith("mtdepth: error:")]
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+def tiny(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -248,19 +209,6 @@ def test_option_errors(tiny, tmp_path, sentinel):
              "image/a.png: --ply needs intrinsics/a.txt")
     _refused(run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel, "--ply", "--fx", 1),
              sentinel, "--fx --fy --cx --cy: give all four")
-
-
-@pytest.fixture(scope="module")
-def tiny_yolo(tmp_path_factory):
-    """Untrained YOLO11n-seg weights, made offline from the model definition."""
-    from mtdepth.pipeline.segmenter import import_ultralytics
-
-    import_ultralytics()
-    from ultralytics import YOLO
-
-    path = tmp_path_factory.mktemp("yolo") / "seg.pt"
-    YOLO("yolo11n-seg.yaml").save(str(path))
-    return path
 
 
 def test_masks_from_the_checkpoints_segmenter(tiny_yolo, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,17 +24,20 @@ from mtdepth.pipeline.masks import foreground
 from mtdepth.pipeline.segmenter import import_ultralytics
 from mtdepth.pipeline.vkitti2 import index_frames, load_frame
 
+pytestmark = pytest.mark.slow  # minutes: end to end through YOLO, training or dvc repro
+
 HEIGHT, WIDTH = 64, 128
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, synth_tree, tiny_yolo):
     """A tiny synthetic dataset, two untrained segmentation checkpoints and a params file."""
     root = tmp_path_factory.mktemp("segment")
     import_ultralytics()
     from ultralytics import YOLO
 
-    YOLO("yolo11n-seg.yaml").save(str(root / "seg_a.pt"))
+    shutil.copyfile(tiny_yolo, root / "seg_a.pt")
+    shutil.copytree(synth_tree(), root / "data")
     YOLO("yolo11n.yaml").save(str(root / "detect.pt"))
     other = YOLO("yolo11n-seg.yaml")
     next(other.model.parameters()).data.add_(1.0)  # other weights, other sha256
@@ -46,8 +50,6 @@ def workspace(tmp_path_factory):
         "store": {"path": str(root / "store.zarr"), "shard_frames": 4},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    result = CliRunner().invoke(cli, ["synth", "--params", str(root / "params.yaml")])
-    assert result.exit_code == 0, result.output
     return root
 
 

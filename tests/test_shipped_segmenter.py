@@ -11,6 +11,8 @@ from mtdepth.pipeline.masks import foreground, foreground_iou
 from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig
 from mtdepth.pipeline.vkitti2 import index_frames, load_frame
 
+pytestmark = pytest.mark.slow  # minutes: end to end through YOLO, training or dvc repro
+
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "yolo11n-seg-synth.pt"
 IMGSZ = 384  # the shipped model's fitting size; 256x512 frames are scaled by 0.75
 GREY = 114  # ultralytics' own letterbox fill

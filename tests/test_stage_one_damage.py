@@ -15,13 +15,12 @@ from mtdepth.cache.layout import shard_key
 from mtdepth.cache.store import open_store
 from mtdepth.cli import cli
 from mtdepth.errors import MtDepthError
-from tiny_store import build_tiny_store
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[Path, Path]:
+def built(tiny_store) -> tuple[Path, Path]:
     """(params file, a sound store of 12 frames in 3 shards) from a tiny synthetic dataset."""
-    return build_tiny_store(tmp_path_factory.mktemp("damage"))
+    return tiny_store("tiny", segmenter={"device": "cpu"})
 
 
 @pytest.fixture

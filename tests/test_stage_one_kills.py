@@ -24,6 +24,8 @@ from click.testing import CliRunner
 from mtdepth.cache.store import open_store
 from mtdepth.cli import cli
 
+pytestmark = pytest.mark.slow  # minutes: end to end through YOLO, training or dvc repro
+
 HEIGHT, WIDTH = 64, 128
 STRIDE = 12  # every STRIDE-th store operation is a kill point, plus every commit and the one after it
 
@@ -53,8 +55,9 @@ KILLER = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
+def dataset(tmp_path_factory, synth_tree) -> Path:
     root = tmp_path_factory.mktemp("kills")
+    shutil.copytree(synth_tree(), root / "data")
     params = {
         "synth": {"out": str(root / "data"), "scenes": ["Scene01", "Scene02"], "conditions": ["clone", "fog"],
                   "frames": 3, "image_width": 310, "image_height": 94},
@@ -63,7 +66,6 @@ def dataset(tmp_path_factory) -> Path:
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "killer.py").write_text(KILLER)
-    assert CliRunner().invoke(cli, ["synth", "--params", str(root / "params.yaml")]).exit_code == 0
     return root
 
 

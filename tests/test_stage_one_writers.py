@@ -19,7 +19,8 @@ from zarr.storage import LocalStore
 
 from mtdepth.cache.store import open_store
 from mtdepth.cli import cli
-from tiny_store import build_tiny_store
+
+pytestmark = pytest.mark.slow  # minutes: end to end through YOLO, training or dvc repro
 
 HOLDER = textwrap.dedent(
     """
@@ -35,8 +36,8 @@ HOLDER = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[Path, Path]:
-    return build_tiny_store(tmp_path_factory.mktemp("writers"), segmenter={"device": "cpu"})
+def built(tiny_store) -> tuple[Path, Path]:
+    return tiny_store("tiny", segmenter={"device": "cpu"})
 
 
 @pytest.fixture

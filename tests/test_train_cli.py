@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from mtdepth.cli import cli
 from mtdepth.pipeline import losses as losses_module
 from mtdepth.pipeline.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
-from mtdepth.pipeline.segmenter import import_ultralytics
+
+pytestmark = pytest.mark.slow  # minutes: end to end through YOLO, training or dvc repro
 
 H, W = 32, 64
 TRAIN_PARAMS = {
@@ -32,13 +33,11 @@ TRAIN_PARAMS = {
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
+def workspace(tmp_path_factory, synth_tree, tiny_yolo) -> Path:
     """A 16-frame store (12 train, 4 val) at 32x64 with yolo and gt masks; the dataset folder is then deleted."""
     root = tmp_path_factory.mktemp("train")
-    import_ultralytics()
-    from ultralytics import YOLO
-
-    YOLO("yolo11n-seg.yaml").save(str(root / "seg.pt"))
+    shutil.copytree(synth_tree(frames=4), root / "data")
+    shutil.copyfile(tiny_yolo, root / "seg.pt")
     params = {
         "synth": {"out": str(root / "data"), "scenes": ["Scene01", "Scene02"], "conditions": ["clone", "fog"],
                   "frames": 4, "image_width": 310, "image_height": 94},
@@ -48,9 +47,8 @@ def workspace(tmp_path_factory) -> Path:
         **TRAIN_PARAMS,
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    for command in ("synth", "segment"):
-        result = CliRunner().invoke(cli, [command, "--params", str(root / "params.yaml")])
-        assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["segment", "--params", str(root / "params.yaml")])
+    assert result.exit_code == 0, result.output
     shutil.rmtree(root / "data")  # stage two reads the store alone
     return root
 
