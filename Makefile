@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := False
 
-.PHONY: install demo test test-fast bench segmenter results results-ablation clean-data
+.PHONY: install demo test test-fast lint bench segmenter results results-ablation clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,17 @@ demo: install
 	$(BIN)/dvc repro
 	@cat runs/report/report.md runs/ablation/report.md
 
-# Everything: every test (the slow end-to-end files included; .ci/run calls this).
-test: install
+# Everything: the linter, then every test (the slow end-to-end files included; .ci/run calls this).
+test: install lint
 	$(BIN)/pytest
 
 # The fast lane: every test not marked slow (YOLO, training runs, dvc repro, the wheel, the benches).
 test-fast: install
 	$(BIN)/pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: install
 	$(BIN)/python bench/run_all.py
