@@ -51,7 +51,7 @@ DEFAULT_SEGMENTER = {"weights": "weights/yolo11n-seg-synth.pt", "imgsz": 384, "c
 def cli_run(*args) -> None:
     result = CliRunner().invoke(cli, [str(a) for a in args])
     if result.exit_code:
-        raise SystemExit(f"mtdepth {' '.join(map(str, args))} failed: {result.output}")
+        raise SystemExit(f"mtdepth {' '.join(map(str, args))} failed: {result.output}{result.exception!r}")
 
 
 def write_kitti_folder(synth: Path, out: Path) -> list[str]:

@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
     args = parser.parse_args()
     if args.tiny:
-        args.frames, args.index_frames = 2, 12
+        args.frames, args.index_frames = 2, len(INDEX_SCENES) * len(INDEX_CONDITIONS)  # one frame a folder
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
 

@@ -35,8 +35,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from mtdepth.cache.schema import SPLIT_CODES, mask_array
 from mtdepth.cache.store import CORE_ARRAYS, StoreReader, open_store, read_frames, shard_bounds, whole_shard_codecs
 from mtdepth.errors import MtDepthError
+from mtdepth.params import Split, choices
 
-SPLITS = (*SPLIT_CODES, "all")
+SPLITS = choices(Split)  # train, val (SPLIT_CODES) and all
 NO_MASK = "none"
 GT_MASK_SOURCE = "gt"
 RGB_MAX = 255.0

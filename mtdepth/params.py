@@ -1,7 +1,15 @@
 """Typed parameters: `params.yaml` read into dataclasses whose defaults are the paper's Table 2.
 
-An unknown key, a wrong type or an out-of-range value raises MtDepthError naming the key
-(for example `params.yaml: sparse.keep_prob must be in (0, 1], got 1.5`).
+Every fact about a field is written once, on the field:
+    its type              `int`, `float`, `str`, `tuple[int, ...]`, `X | None`
+    its choices           a `Literal` alias below (`Precision`); click options and pipeline constants
+                          take theirs from the same alias with `choices(Precision)`
+    its range or rule     `Annotated[float, Range(0, 1, low_open=True)]`, `Annotated[int, Multiple(32)]`,
+                          or `Rule(predicate, "what it must be")` for the odd ones
+The loader (`_coerce`) converts each value to its type, then checks choices and constraints. An unknown
+key, a wrong type or a value out of range raises MtDepthError naming the key (for example
+`params.yaml: sparse.keep_prob must be in (0, 1], got 1.5`). A tuple of a Literal must be a subset
+of its choices (`NonEmpty()` adds "non-empty").
 """
 
 from __future__ import annotations
@@ -11,13 +19,100 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
 
 from mtdepth.errors import MtDepthError
 
-SCENES = ("Scene01", "Scene02", "Scene06", "Scene18", "Scene20")
-CONDITIONS = ("clone", "fog", "morning", "overcast", "rain", "sunset")
+# The choice sets, each written once.
+Scene = Literal["Scene01", "Scene02", "Scene06", "Scene18", "Scene20"]
+Condition = Literal["clone", "fog", "morning", "overcast", "rain", "sunset"]
+StoreMask = Literal["yolo", "gt"]  # masks stage one writes
+MaskSource = Literal["yolo", "gt", "none"]  # the mask a depth net reads
+Model = Literal["mtdepth", "unet"]
+Query = Literal["mask", "mask_pos", "mask_feat"]
+StoreSplit = Literal["random", "scene"]
+Split = Literal["train", "val", "all"]  # frames of a store
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Switch = Literal["auto", "on", "off"]
+Schedule = Literal["cosine", "constant"]
+DepthError = Literal["l1", "l2", "smooth_l1"]
+Baseline = Literal["nearest", "ipbasic"]
+Blur = Literal["gaussian", "bilateral"]
+
+
+def choices(literal: typing.Any) -> tuple[str, ...]:
+    """The values of a Literal alias, in order (for click.Choice and pipeline constants)."""
+    return typing.get_args(literal)
+
+
+SCENES = choices(Scene)
+CONDITIONS = choices(Condition)
+
+
+@dataclass(frozen=True)
+class Range:
+    """low <= value <= high (either end optional, either end open); `unit` and `note` only word the message."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    unit: str = ""
+    note: str = ""
+
+    def ok(self, v) -> bool:
+        above = self.low is None or (v > self.low if self.low_open else v >= self.low)
+        below = self.high is None or (v < self.high if self.high_open else v <= self.high)
+        return above and below
+
+    @property
+    def must(self) -> str:
+        if self.high is None:
+            text = f"{'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        return " ".join(part for part in (text, self.unit, self.note) if part)
+
+
+@dataclass(frozen=True)
+class Multiple:
+    """A positive multiple of `of` (image sizes the networks halve five times)."""
+
+    of: int
+
+    def ok(self, v) -> bool:
+        return v > 0 and v % self.of == 0
+
+    @property
+    def must(self) -> str:
+        return f"a positive multiple of {self.of}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Any other check: a predicate and what the value must be, in words."""
+
+    predicate: typing.Callable[[typing.Any], bool]
+    must: str
+
+    def ok(self, v) -> bool:
+        return self.predicate(v)
+
+
+@dataclass(frozen=True)
+class NonEmpty:
+    """A tuple of choices that must hold at least one."""
+
+
+Size32 = Annotated[int, Multiple(32)]
+AtLeast0 = Annotated[int, Range(0)]
+AtLeast1 = Annotated[int, Range(1)]
+Positive = Annotated[float, Range(0, low_open=True)]
+PositiveMetres = Annotated[float, Range(0, low_open=True, unit="metres")]
+Weight = Annotated[float, Range(0)]
+Fraction = Annotated[float, Range(0, 1)]
 
 
 @dataclass(frozen=True)
@@ -25,14 +120,14 @@ class DataParams:
     """Which frames of a Virtual KITTI 2 layout tree to use, and how to resize them."""
 
     root: str = "data/synth"
-    scenes: tuple[str, ...] = ()  # empty: every scene found
-    conditions: tuple[str, ...] = ()  # empty: every condition found
+    scenes: tuple[Scene, ...] = ()  # empty: every scene found
+    conditions: Annotated[tuple[str, ...], Rule(lambda v: all(c for c in v), "non-empty names")] = ()  # empty: all
     camera: str = "Camera_0"
-    first_frame: int = 0
+    first_frame: AtLeast0 = 0
     last_frame: int | None = None  # inclusive; None: to the end
-    height: int = 256
-    width: int = 512
-    max_depth: float = 80.0  # metres; farther (and sky) becomes invalid
+    height: Size32 = 256
+    width: Size32 = 512
+    max_depth: Annotated[float, Range(0, 655.34, low_open=True, unit="metres")] = 80.0  # metres; farther (and sky) becomes invalid
 
 
 @dataclass(frozen=True)
@@ -41,18 +136,18 @@ class SynthParams:
 
     out: str = "data/synth"
     seed: int = 0
-    scenes: tuple[str, ...] = SCENES
-    conditions: tuple[str, ...] = CONDITIONS
-    frames: int = 10  # per scene and condition
-    image_width: int = 1242
-    image_height: int = 375
+    scenes: Annotated[tuple[Scene, ...], NonEmpty()] = SCENES
+    conditions: Annotated[tuple[Condition, ...], NonEmpty()] = CONDITIONS
+    frames: AtLeast1 = 10  # per scene and condition
+    image_width: Annotated[int, Range(64)] = 1242
+    image_height: Annotated[int, Range(32)] = 375
 
 
 @dataclass(frozen=True)
 class SparseParams:
     """Simulated LiDAR-like sparse depth."""
 
-    keep_prob: float = 0.05
+    keep_prob: Annotated[float, Range(0, 1, low_open=True)] = 0.05
 
 
 @dataclass(frozen=True)
@@ -60,11 +155,11 @@ class SegmenterParams:
     """The frozen YOLO11-seg used by stage one."""
 
     weights: str = "weights/yolo11n-seg-synth.pt"
-    imgsz: int = 384  # the shipped segmenter's fitting size
-    conf: float = 0.25
-    iou: float = 0.7
+    imgsz: Size32 = 384  # the shipped segmenter's fitting size
+    conf: Fraction = 0.25
+    iou: Fraction = 0.7
     classes: tuple[int, ...] = ()  # empty: every class the model knows
-    batch: int = 8
+    batch: AtLeast1 = 8
     device: str = "auto"  # auto: cuda:0 when present, else cpu
 
 
@@ -76,10 +171,10 @@ class FitSegmenterParams:
     val_data: str = "data/synth-fit-val"  # validation tree, another seed
     out: str = "weights/yolo11n-seg-synth"
     model: str = "yolo11n-seg.yaml"  # from the definition; a .pt fine-tunes
-    imgsz: int = 384
-    epochs: int = 300  # upper bound; the wall-clock budget usually ends it first
-    budget_minutes: float = 50.0
-    batch: int = 16
+    imgsz: Size32 = 384
+    epochs: AtLeast1 = 300  # upper bound; the wall-clock budget usually ends it first
+    budget_minutes: Positive = 50.0
+    batch: AtLeast1 = 16
     workers: int = 2
 
 
@@ -88,78 +183,80 @@ class StoreParams:
     """The stage-one Zarr v3 store."""
 
     path: str = "data/store.zarr"
-    mask_sources: tuple[str, ...] = ("yolo", "gt")
-    split: str = "random"  # random (the paper's 80/20) or scene
-    val_fraction: float = 0.2
-    shard_frames: int = 64
+    mask_sources: tuple[StoreMask, ...] = ("yolo", "gt")
+    split: StoreSplit = "random"  # random (the paper's 80/20) or scene
+    val_fraction: Annotated[float, Range(0, 1, high_open=True)] = 0.2
+    shard_frames: AtLeast1 = 64
 
 
 @dataclass(frozen=True)
 class ModelParams:
     """MT-Depth network sizes (Table 2) and the choices the paper leaves open."""
 
-    unet_channels: tuple[int, ...] = (8, 16, 32, 64, 128)
-    attention_dim: int = 32
-    attention_size: tuple[int, int] = (16, 32)
-    fusion_channels: int = 128
-    head_channels: int = 64
-    se_reduction: int = 16
-    query: str = "mask"  # mask (the paper), mask_pos, mask_feat
-    init_depth: float = 20.0  # metres an untrained net predicts everywhere
+    unet_channels: Annotated[tuple[int, ...], Rule(lambda v: len(v) >= 2 and all(c > 0 for c in v),
+                                                   "two or more positive ints")] = (8, 16, 32, 64, 128)
+    attention_dim: AtLeast1 = 32
+    attention_size: Annotated[tuple[int, int], Rule(lambda v: min(v) >= 1, "two positive ints")] = (16, 32)
+    fusion_channels: AtLeast1 = 128
+    head_channels: AtLeast1 = 64
+    se_reduction: AtLeast1 = 16
+    query: Query = "mask"  # mask (the paper), mask_pos, mask_feat
+    init_depth: PositiveMetres = 20.0  # metres an untrained net predicts everywhere
 
 
 @dataclass(frozen=True)
 class TrainParams:
     """Stage-two optimisation. Table 2: Adam, lr 1e-4, batch 4, 100 epochs (profiles/paper.yaml)."""
 
-    model: str = "mtdepth"  # mtdepth or unet
-    mask_source: str = "yolo"  # yolo, gt or none
-    lr: float = 1e-3  # peak learning rate (Table 2: 1e-4 for ~400k steps)
-    schedule: str = "cosine"  # cosine (after warm-up) or constant
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.05  # cosine ends at lr * min_lr_ratio
-    weight_decay: float = 0.0
-    grad_clip: float = 0.0  # max gradient norm; 0: off
-    batch: int = 4  # per process
-    accumulate: int = 1  # micro-batches per optimizer step
-    epochs: int = 100
-    precision: str = "auto"  # auto, fp32, bf16, fp16 (auto: bf16 on CPUs with bf16 units and on CUDA, else fp32)
-    channels_last: str = "auto"  # auto (on with reduced precision), on, off
-    compile: str = "auto"  # torch.compile: auto (on for runs of >= 1000 steps with a C compiler), on, off
-    workers: int = 2
+    model: Model = "mtdepth"
+    mask_source: MaskSource = "yolo"
+    lr: Positive = 1e-3  # peak learning rate (Table 2: 1e-4 for ~400k steps)
+    schedule: Schedule = "cosine"  # cosine (after warm-up) or constant
+    warmup_steps: AtLeast0 = 100
+    min_lr_ratio: Fraction = 0.05  # cosine ends at lr * min_lr_ratio
+    weight_decay: Weight = 0.0
+    grad_clip: Annotated[float, Range(0, note="(0: off)")] = 0.0  # max gradient norm
+    batch: AtLeast1 = 4  # per process
+    accumulate: AtLeast1 = 1  # micro-batches per optimizer step
+    epochs: AtLeast1 = 100
+    precision: Precision = "auto"  # auto, fp32, bf16, fp16 (auto: bf16 on CPUs with bf16 units and on CUDA, else fp32)
+    channels_last: Switch = "auto"  # auto (on with reduced precision), on, off
+    compile: Switch = "auto"  # torch.compile: auto (on for runs of >= 1000 steps with a C compiler), on, off
+    workers: AtLeast0 = 2
     device: str = "auto"  # auto: cuda:LOCAL_RANK when present, else cpu
     out: str = "runs/train"
-    log_every: int = 10  # steps between progress-bar loss updates and finiteness checks
+    log_every: AtLeast1 = 10  # steps between progress-bar loss updates and finiteness checks
 
 
 @dataclass(frozen=True)
 class LossParams:
     """Multi-task loss weights (Table 2) and the per-pixel depth error."""
 
-    w_init: float = 0.5
-    w_obj: float = 3.0
-    w_seg: float = 1.0
-    depth_error: str = "l2"  # l1, l2 or smooth_l1 (Huber, 1 m)
+    w_init: Weight = 0.5
+    w_obj: Weight = 3.0
+    w_seg: Weight = 1.0
+    depth_error: DepthError = "l2"  # smooth_l1: Huber, 1 m
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     """`mtdepth evaluate`: frames scored, pixel groups, Figure-2 panels, classical baselines."""
 
-    split: str = "val"  # val, train or all
-    frames: int | None = None  # the first N frames of the split; None: all
-    batch: int = 8
-    workers: int = 2
+    split: Split = "val"
+    frames: AtLeast1 | None = None  # the first N frames of the split; None: all
+    batch: AtLeast1 = 8
+    workers: AtLeast0 = 2
     device: str = "auto"  # auto: cuda:0 when present, else cpu
-    boundary_px: int = 3  # k: the boundary region is k pixels on both sides of instance edges
-    distance_bins: tuple[float, ...] = (0.0, 20.0, 40.0, 80.0)  # bin edges, metres: (lo, hi]
-    panel_frames: tuple[int, ...] = (0, 20, 40)  # positions among the evaluated frames
+    boundary_px: Annotated[int, Range(1, unit="pixel")] = 3  # k: the boundary region is k pixels on both sides of instance edges
+    distance_bins: Annotated[tuple[float, ...], Rule(lambda v: len(v) >= 2 and v[0] >= 0 and all(a < b for a, b in zip(v, v[1:])),
+                                                     "two or more increasing edges >= 0 metres")] = (0.0, 20.0, 40.0, 80.0)  # bin edges, metres: (lo, hi]
+    panel_frames: Annotated[tuple[int, ...], Rule(lambda v: all(i >= 0 for i in v), "positions >= 0")] = (0, 20, 40)  # positions among the evaluated frames
     panel_cmap: str = "turbo"  # one depth colour map for every panel
-    panel_error_max: float = 5.0  # metres at the top of the absolute-error colour bar
-    panel_dpi: int = 100
-    ipbasic_max_depth: float = 100.0  # IP-Basic's inversion offset (the paper's 100 m)
+    panel_error_max: PositiveMetres = 5.0  # metres at the top of the absolute-error colour bar
+    panel_dpi: Annotated[int, Range(10)] = 100
+    ipbasic_max_depth: PositiveMetres = 100.0  # IP-Basic's inversion offset (the paper's 100 m)
     ipbasic_extrapolate: bool = True
-    ipbasic_blur: str = "gaussian"  # gaussian or bilateral
+    ipbasic_blur: Blur = "gaussian"
 
 
 @dataclass(frozen=True)
@@ -179,97 +276,31 @@ class Params:
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
 
-# Value checks beyond the type: key -> (predicate, what it must be).
-Check = tuple[typing.Callable[[typing.Any], bool], str]  # (predicate, what the value must be)
-
-
-def _one_of(*choices: str) -> Check:
-    """The value is one of `choices` ("'a', 'b' or 'c'")."""
-    return (lambda v: v in choices, ", ".join(map(repr, choices[:-1])) + f" or {choices[-1]!r}")
-
-
-def _at_least(low: int) -> Check:
-    return (lambda v: v >= low, f">= {low}")
-
-
-def _above(low: float, unit: str = "") -> Check:
-    return (lambda v: v > low, f"> {low:g}" + (f" {unit}" if unit else ""))
-
-
-_MULTIPLE_OF_32: Check = (lambda v: v > 0 and v % 32 == 0, "a positive multiple of 32")
-
-_CHECKS: dict[str, Check] = {
-    "data.height": _MULTIPLE_OF_32,
-    "data.width": _MULTIPLE_OF_32,
-    "data.max_depth": (lambda v: 0 < v <= 655.34, "in (0, 655.34] metres"),
-    "data.first_frame": _at_least(0),
-    "data.scenes": (lambda v: set(v) <= set(SCENES), f"a subset of {list(SCENES)}"),
-    "data.conditions": (lambda v: all(c for c in v), "non-empty names"),
-    "synth.frames": _at_least(1),
-    "synth.scenes": (lambda v: len(v) > 0 and set(v) <= set(SCENES), f"a non-empty subset of {list(SCENES)}"),
-    "synth.conditions": (lambda v: len(v) > 0 and set(v) <= set(CONDITIONS), f"a non-empty subset of {list(CONDITIONS)}"),
-    "synth.image_width": _at_least(64),
-    "synth.image_height": _at_least(32),
-    "sparse.keep_prob": (lambda v: 0 < v <= 1, "in (0, 1]"),
-    "segmenter.imgsz": _MULTIPLE_OF_32,
-    "segmenter.conf": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "segmenter.iou": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "segmenter.batch": _at_least(1),
-    "fit_segmenter.imgsz": _MULTIPLE_OF_32,
-    "fit_segmenter.epochs": _at_least(1),
-    "fit_segmenter.budget_minutes": _above(0),
-    "fit_segmenter.batch": _at_least(1),
-    "store.mask_sources": (lambda v: set(v) <= {"yolo", "gt"}, "a subset of ['yolo', 'gt']"),
-    "store.split": _one_of("random", "scene"),
-    "store.val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "store.shard_frames": _at_least(1),
-    "model.unet_channels": (lambda v: len(v) >= 2 and all(c > 0 for c in v), "two or more positive ints"),
-    "train.model": _one_of("mtdepth", "unet"),
-    "train.mask_source": _one_of("yolo", "gt", "none"),
-    "model.attention_dim": _at_least(1),
-    "model.attention_size": (lambda v: min(v) >= 1, "two positive ints"),
-    "model.fusion_channels": _at_least(1),
-    "model.head_channels": _at_least(1),
-    "model.se_reduction": _at_least(1),
-    "model.query": _one_of("mask", "mask_pos", "mask_feat"),
-    "model.init_depth": _above(0, "metres"),
-    "train.lr": _above(0),
-    "train.schedule": _one_of("cosine", "constant"),
-    "train.warmup_steps": _at_least(0),
-    "train.min_lr_ratio": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "train.weight_decay": _at_least(0),
-    "train.grad_clip": (lambda v: v >= 0, ">= 0 (0: off)"),
-    "train.batch": _at_least(1),
-    "train.accumulate": _at_least(1),
-    "train.epochs": _at_least(1),
-    "train.precision": _one_of("auto", "fp32", "bf16", "fp16"),
-    "train.channels_last": _one_of("auto", "on", "off"),
-    "train.compile": _one_of("auto", "on", "off"),
-    "train.workers": _at_least(0),
-    "train.log_every": _at_least(1),
-    "loss.w_init": _at_least(0),
-    "loss.w_obj": _at_least(0),
-    "loss.w_seg": _at_least(0),
-    "loss.depth_error": _one_of("l1", "l2", "smooth_l1"),
-    "evaluate.split": _one_of("val", "train", "all"),
-    "evaluate.frames": _at_least(1),
-    "evaluate.batch": _at_least(1),
-    "evaluate.workers": _at_least(0),
-    "evaluate.boundary_px": (lambda v: v >= 1, ">= 1 pixel"),
-    "evaluate.distance_bins": (lambda v: len(v) >= 2 and v[0] >= 0 and all(a < b for a, b in zip(v, v[1:])),
-                               "two or more increasing edges >= 0 metres"),
-    "evaluate.panel_frames": (lambda v: all(i >= 0 for i in v), "positions >= 0"),
-    "evaluate.panel_error_max": _above(0, "metres"),
-    "evaluate.panel_dpi": _at_least(10),
-    "evaluate.ipbasic_max_depth": _above(0, "metres"),
-    "evaluate.ipbasic_blur": _one_of("gaussian", "bilateral"),
-}
+def _one_of(options: tuple) -> str:
+    """"'a', 'b' or 'c'"."""
+    return ", ".join(map(repr, options[:-1])) + f" or {options[-1]!r}"
 
 
 def _coerce(value: typing.Any, hint: typing.Any, key: str, where: str) -> typing.Any:
-    """Return `value` as type `hint`, or raise MtDepthError naming `key`."""
+    """Return `value` as type `hint`, its choices and constraints checked, or raise MtDepthError naming `key`."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin is Annotated:
+        inner, *facts = args
+        element = typing.get_args(inner)[0] if typing.get_origin(inner) is tuple else None
+        if typing.get_origin(element) is Literal:
+            result = _subset(value, element, any(isinstance(f, NonEmpty) for f in facts), key, where)
+        else:
+            result = _coerce(value, inner, key, where)
+        for fact in facts:
+            if not isinstance(fact, NonEmpty) and not fact.ok(result):
+                raise MtDepthError(f"{where}: {key} must be {fact.must}, got {value!r}")
+        return result
+    if origin is Literal:
+        result = _coerce(value, str, key, where)
+        if result not in args:
+            raise MtDepthError(f"{where}: {key} must be {_one_of(args)}, got {value!r}")
+        return result
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -279,6 +310,8 @@ def _coerce(value: typing.Any, hint: typing.Any, key: str, where: str) -> typing
         if not isinstance(value, (list, tuple)):
             raise MtDepthError(f"{where}: {key} must be a list, got {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
+            if typing.get_origin(args[0]) is Literal:
+                return _subset(value, args[0], False, key, where)
             return tuple(_coerce(v, args[0], f"{key}[{i}]", where) for i, v in enumerate(value))
         if len(value) != len(args):
             raise MtDepthError(f"{where}: {key} must have {len(args)} items, got {value!r}")
@@ -292,13 +325,25 @@ def _coerce(value: typing.Any, hint: typing.Any, key: str, where: str) -> typing
     raise MtDepthError(f"{where}: {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
+def _subset(value: typing.Any, literal: typing.Any, non_empty: bool, key: str, where: str) -> tuple[str, ...]:
+    """A list of choices of `literal`, checked as a whole (a subset; `non_empty`: at least one)."""
+    if not isinstance(value, (list, tuple)):
+        raise MtDepthError(f"{where}: {key} must be a list, got {value!r}")
+    result = tuple(_coerce(v, str, f"{key}[{i}]", where) for i, v in enumerate(value))
+    options = choices(literal)
+    if not set(result) <= set(options) or (non_empty and not result):
+        raise MtDepthError(f"{where}: {key} must be a {'non-empty ' if non_empty else ''}subset of {list(options)}, "
+                           f"got {value!r}")
+    return result
+
+
 def _build(cls: type, raw: typing.Any, prefix: str, where: str) -> typing.Any:
     """Build dataclass `cls` from mapping `raw`, checking every key."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise MtDepthError(f"{where}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in names:
@@ -313,11 +358,7 @@ def _build(cls: type, raw: typing.Any, prefix: str, where: str) -> typing.Any:
         if dataclasses.is_dataclass(hint):
             values[f.name] = _build(hint, raw[f.name], f"{key}.", where)
             continue
-        value = _coerce(raw[f.name], hint, key, where)
-        check = _CHECKS.get(key)
-        if check is not None and value is not None and not check[0](value):
-            raise MtDepthError(f"{where}: {key} must be {check[1]}, got {raw[f.name]!r}")
-        values[f.name] = value
+        values[f.name] = _coerce(raw[f.name], hint, key, where)
     return cls(**values)
 
 

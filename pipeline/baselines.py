@@ -17,7 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-BASELINES = ("nearest", "ipbasic")
+from mtdepth.params import Baseline, choices
+
+BASELINES = choices(Baseline)
 NEAREST_WINDOW = 16  # nearest fill searches this many columns each side before all of them
 NEAREST_CHUNK = 4096  # pixels per step of that full search: (4096, W) floats
 EMPTY = 0.1  # IP-Basic: an inverted value below this is an empty pixel

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mtdepth.params import DepthError, choices
 from mtdepth.pipeline.metrics import valid_pixels
 
-DEPTH_ERRORS = ("l1", "l2", "smooth_l1")
+DEPTH_ERRORS = choices(DepthError)
 HUBER_KNEE_M = 1.0
 
 

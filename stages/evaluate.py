@@ -20,8 +20,7 @@ import click
 
 from mtdepth.cache.evaluate_run import baseline_source, checkpoint_source, open_frames, score, summary_lines, write_outputs
 from mtdepth.errors import MtDepthError
-from mtdepth.params import load_params, override
-from mtdepth.pipeline.baselines import BASELINES
+from mtdepth.params import Baseline, Split, choices, load_params, override
 from mtdepth.pipeline.device import torch_device
 from mtdepth.pipeline.files import check_target, write_folder
 
@@ -30,9 +29,9 @@ from mtdepth.pipeline.files import check_target, write_folder
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help="Params file.")
 @click.option("--store", help="Store folder or fsspec URL. [store.path]")
 @click.option("--checkpoint", help="A checkpoint written by `mtdepth train`.")
-@click.option("--baseline", type=click.Choice(BASELINES), help="Score a classical baseline instead.")
+@click.option("--baseline", type=click.Choice(choices(Baseline)), help="Score a classical baseline instead.")
 @click.option("--out", required=True, help="Output folder (replaced whole when the run succeeds).")
-@click.option("--split", type=click.Choice(["val", "train", "all"]), help="Frames to score. [evaluate.split]")
+@click.option("--split", type=click.Choice(choices(Split)), help="Frames to score. [evaluate.split]")
 @click.option("--frames", type=int, help="Score only the first N frames of the split. [evaluate.frames]")
 @click.option("--batch", type=int, help="Frames per batch. [evaluate.batch]")
 @click.option("--workers", type=int, help="DataLoader workers. [evaluate.workers]")

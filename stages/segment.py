@@ -7,7 +7,7 @@ import time
 import click
 
 from mtdepth.log import progress_bar
-from mtdepth.params import load_params, override
+from mtdepth.params import StoreSplit, choices, load_params, override
 from mtdepth.stages.options import comma_list
 
 
@@ -18,7 +18,7 @@ from mtdepth.stages.options import comma_list
 @click.option("--weights", help="Segmentation weights, .pt or .onnx. [segmenter.weights]")
 @click.option("--keep-prob", type=float, help="Sparse keep probability. [sparse.keep_prob]")
 @click.option("--mask-sources", help="Comma list of yolo,gt. [store.mask_sources]")
-@click.option("--split", type=click.Choice(["random", "scene"]), help="Train/val split. [store.split]")
+@click.option("--split", type=click.Choice(choices(StoreSplit)), help="Train/val split. [store.split]")
 @click.option("--imgsz", type=int, help="YOLO inference size. [segmenter.imgsz]")
 @click.option("--batch", type=int, help="YOLO batch size. [segmenter.batch]")
 @click.option("--device", help="auto, cpu, cuda:0 ... [segmenter.device]")

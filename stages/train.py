@@ -17,21 +17,21 @@ from pathlib import Path
 import click
 
 from mtdepth.log import progress_bar
-from mtdepth.params import load_params, override
+from mtdepth.params import MaskSource, Model, Precision, Query, Switch, choices, load_params, override
 
 
 @click.command("train")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help="Params file.")
 @click.option("--store", help="Stage-one store folder or fsspec URL. [store.path]")
-@click.option("--model", type=click.Choice(["mtdepth", "unet"]), help="Network. [train.model]")
-@click.option("--mask-source", type=click.Choice(["yolo", "gt", "none"]), help="Store mask fed to MT-Depth. [train.mask_source]")
-@click.option("--query", type=click.Choice(["mask", "mask_pos", "mask_feat"]), help="Cross-attention query input. [model.query]")
+@click.option("--model", type=click.Choice(choices(Model)), help="Network. [train.model]")
+@click.option("--mask-source", type=click.Choice(choices(MaskSource)), help="Store mask fed to MT-Depth. [train.mask_source]")
+@click.option("--query", type=click.Choice(choices(Query)), help="Cross-attention query input. [model.query]")
 @click.option("--epochs", type=int, help="Epochs in all (a resumed run counts the ones done). [train.epochs]")
 @click.option("--lr", type=float, help="Peak learning rate. [train.lr]")
 @click.option("--batch", type=int, help="Frames per step and process. [train.batch]")
 @click.option("--workers", type=int, help="DataLoader processes. [train.workers]")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision. [train.precision]")
-@click.option("--compile", "compile_", type=click.Choice(["auto", "on", "off"]), help="torch.compile the step. [train.compile]")
+@click.option("--precision", type=click.Choice(choices(Precision)), help="Autocast precision. [train.precision]")
+@click.option("--compile", "compile_", type=click.Choice(choices(Switch)), help="torch.compile the step. [train.compile]")
 @click.option("--device", help="auto, cpu, cuda:0 ... [train.device]")
 @click.option("--out", help="Run folder: checkpoints and dvclive logs. [train.out]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")

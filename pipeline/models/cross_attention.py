@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mtdepth.params import Query, choices
 from mtdepth.pipeline.models.unet import conv1x1
 
 __all__ = ["QUERIES", "CrossAttention", "sinusoidal_positions"]
 
-QUERIES = ("mask", "mask_pos", "mask_feat")
+QUERIES = choices(Query)
 POSITION_FREQUENCIES = 4  # per axis; sin and cos each: 4 * 2 * 2 = 16 channels
 
 
