@@ -9,7 +9,7 @@ refuses a store whose fingerprint differs, naming exactly those keys.
 
 from __future__ import annotations
 
-import warnings
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from mtdepth.params import Params
 from mtdepth.pipeline.segmenter import config_from, segmenter_provenance, segmenter_settings
 
 YOLO = "yolo"
+log = logging.getLogger(__name__)
 
 
 def arrays_for(mask_source: str, has_gt_mask: bool) -> list[str]:
@@ -39,7 +40,7 @@ def _segmenter_keys(params: Params) -> dict:
     config = config_from(params.segmenter)
     if Path(config.weights).is_file():
         return segmenter_provenance(config)
-    warnings.warn(f"{config.weights}: segmenter weights not here; checking the store's masks by file name only")
+    log.warning("%s: segmenter weights not here; checking the store's masks by file name only", config.weights)
     return segmenter_settings(config)
 
 

@@ -8,6 +8,7 @@ import click
 
 from mtdepth import __version__
 from mtdepth.errors import MtDepthError
+from mtdepth.log import setup_logging
 
 # command name -> "module:attribute"; modules are imported only when the command runs,
 # so `mtdepth --help` stays fast (no torch, no ultralytics).
@@ -60,6 +61,7 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="mtdepth")
 def cli() -> None:
     """MT-Depth: instance-aware depth completion as a cached two-stage pipeline."""
+    setup_logging()
 
 
 def main() -> None:

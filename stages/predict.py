@@ -11,6 +11,7 @@ listing the frames that failed.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -19,6 +20,8 @@ from mtdepth.errors import MtDepthError
 from mtdepth.log import progress_bar
 from mtdepth.pipeline import kitti_io
 from mtdepth.pipeline.preview import write_preview
+
+log = logging.getLogger(__name__)
 
 def _intrinsics_for(pairs, flags):
     """Name -> (fx, fy, cx, cy) for --ply: the flags for every frame, else each frame's intrinsics file."""
@@ -43,8 +46,8 @@ def _segmenter(net, mask_source, weights, batch, device):
     segmenter = Segmenter(config)
     trained = (net.info.store_provenance or {}).get("mask/yolo", {}).get("segmenter", {}).get("weights_sha256")
     if trained and trained != segmenter.sha256:
-        click.echo(f"mtdepth: warning: {config.weights}: not the segmenter the model was trained with "
-                   f"(sha256 {segmenter.sha256[:12]} vs {trained[:12]})", err=True)
+        log.warning("%s: not the segmenter the model was trained with (sha256 %s vs %s)", config.weights,
+                    segmenter.sha256[:12], trained[:12])
     return segmenter
 
 
@@ -91,7 +94,7 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
         if len(pairs) == 1:
             raise exc  # one frame: its error is the one line
         failures[name] = str(exc)
-        bar.write(f"mtdepth: error: {exc}", file=click.get_text_stream("stderr"))
+        log.error("%s", exc)
 
     with progress_bar(total=len(pairs), desc="predict", unit="frame") as bar:
         for start in range(0, len(pairs), batch):
@@ -105,8 +108,8 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
             masks = segmenter.predict_batch if segmenter else None
             for frame, (dense, dropped) in zip(frames, complete(net, frames, size, masks, keep_sparse)):
                 if dropped:
-                    bar.write(f"mtdepth: warning: {frame.name}: {dropped} sparse samples beyond max_depth "
-                              f"{max_depth:g} m left out of the net's input", file=click.get_text_stream("stderr"))
+                    log.warning("%s: %d sparse samples beyond max_depth %g m left out of the net's input", frame.name,
+                                dropped, max_depth)
                 try:
                     kitti_io.write_depth_png(out / f"{frame.name}.png", dense)
                     if preview:
