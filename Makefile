@@ -47,10 +47,10 @@ segmenter: install
 clean-data:
 	rm -rf data runs
 
-# The README's results table: the DAG up to `report` on 1,020 synthetic frames at 128x256, 15 epochs
+# The results table (docs/results.md): the DAG up to `report` on 1,020 synthetic frames at 128x256, 15 epochs
 # a model (~75 min on 2 CPU cores), as a DVC experiment; `make results-ablation` adds the query
 # ablation (~35 min more). Interrupted: `dvc repro report` (or `report ablation`) continues it,
-# mid-training included (README, "The DAG").
+# mid-training included (docs/dag.md).
 RESULTS := -S synth.frames=34 -S data.height=128 -S data.width=256 -S train.epochs=15
 results: install
 	$(BIN)/dvc exp run $(RESULTS) report

@@ -1,1 +1,1 @@
-"""Benchmarks: ratios measured side by side in one run, printed as tables the README quotes."""
+"""Benchmarks: ratios measured side by side in one run, printed as tables docs/benchmarks.md quotes."""

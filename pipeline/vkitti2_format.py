@@ -1,6 +1,6 @@
 """Virtual KITTI 2 file formats: paths, class colours, and exact encoders/decoders of each file.
 
-Encodings (as the dataset's documentation gives them; see README "Virtual KITTI 2 encodings"):
+Encodings (as the dataset's documentation gives them; see docs/vkitti2-encodings.md):
 - rgb: 8-bit RGB JPEG.
 - depth: single-channel 16-bit PNG, 1 unit = 1 cm along the camera z axis; 65535 = sky/far plane.
 - instanceSegmentation: 8-bit palette (mode "P") PNG, 0 = background, else track id + 1.

@@ -23,7 +23,7 @@ def test_defaults_are_the_papers_table_2():
     p = Params()
     assert (p.data.height, p.data.width) == (256, 512)
     assert p.train.batch == 4 and p.train.epochs == 100
-    assert p.train.lr == 1e-3 and p.train.schedule == "cosine"  # not Table 2's 1e-4: README, "The schedule"
+    assert p.train.lr == 1e-3 and p.train.schedule == "cosine"  # not Table 2's 1e-4: docs/training.md, "The schedule"
     assert p.sparse.keep_prob == 0.05
     assert p.model.unet_channels == (8, 16, 32, 64, 128)
     assert p.model.attention_dim == 32 and p.model.fusion_channels == 128

@@ -383,4 +383,4 @@ def test_one_writer_at_a_time_per_store_and_none_for_object_stores(tmp_path):
     assert not (tmp_path / "s.zarr.lock").exists()
     memory = f"memory://mtdepth-test-{uuid.uuid4().hex}/s.zarr"
     with open_for_write(memory, frame_table(), H, W, SHARD), open_for_write(memory, frame_table(), H, W, SHARD):
-        pass  # not locked: see the README on object stores
+        pass  # not locked: see docs/store.md on object stores
