@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("unet", "mtdepth-yolo", "mtdepth-gt", "mtdepth-none", "mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat")
 ROWS = ("nearest", "ipbasic", "unet", "mtdepth-yolo", "mtdepth-gt", "mtdepth-none")  # report: Table 3's comparison
 ABLATION = ("unet", "mtdepth-yolo", "mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat")
-COPIED = ("dvc.yaml", ".gitignore", "pipeline", "cache", "stages", "segmenter")
+COPIED = ("dvc.yaml", ".gitignore", "mtdepth", "pipeline", "cache", "stages", "segmenter")
 
 
 def run(workdir: Path, *args: str) -> str:
