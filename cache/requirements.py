@@ -3,7 +3,7 @@
 A store's provenance also holds a digest of the dataset files (`source`), which stage
 two cannot recompute without the dataset. `required_provenance` therefore takes each
 stored provenance and overwrites the keys that params decide (geometry, max_depth,
-keep_prob, seed, segmenter settings and weights hash); `StoreReader.require` then
+sparse pattern, seed, segmenter settings and weights hash); `StoreReader.require` then
 refuses a store whose fingerprint differs, naming exactly those keys.
 """
 
@@ -16,6 +16,7 @@ from mtdepth.cache.fingerprint import canonical
 from mtdepth.cache.schema import mask_array
 from mtdepth.cache.store import StoreReader
 from mtdepth.params import Params
+from mtdepth.pipeline.patterns import pattern_keys
 from mtdepth.pipeline.segmenter import config_from, segmenter_provenance, segmenter_settings
 
 YOLO = "yolo"
@@ -47,7 +48,7 @@ def param_keys(params: Params, name: str) -> dict:
     if name in ("depth", "sparse"):
         keys["max_depth"] = d.max_depth
     if name == "sparse":
-        keys.update(keep_prob=params.sparse.keep_prob, seed=params.seed)
+        keys.update(pattern_keys(params.sparse, params.seed))
     if name == mask_array(YOLO):
         keys["segmenter"] = _segmenter_keys(params)
     return keys

@@ -50,9 +50,19 @@ class SynthParams:
 
 @dataclass(frozen=True)
 class SparseParams:
-    """Simulated LiDAR-like sparse depth."""
+    """Simulated sparse depth: which pattern, and each pattern's settings (docs/lidar.md)."""
 
-    keep_prob: float = 0.05
+    pattern: str = "uniform"  # uniform, keypoints, lidar or mixed (one of the three drawn per frame)
+    keep_prob: float = 0.05  # uniform: probability of keeping a valid depth pixel
+    keypoints: int = 4000  # keypoints: at most this many ORB corners of the full-size image
+    lidar_beams: int = 64  # lidar: KITTI's Velodyne HDL-64E
+    lidar_elevation: tuple[float, float] = (2.0, -24.9)  # degrees of the top and the bottom beam
+    lidar_azimuth_step: float = 0.17  # degrees between firings (HDL-64E at 10 Hz)
+    lidar_offset: tuple[float, float, float] = (0.0, -0.08, -0.27)  # metres: sensor in camera axes (x right, y down, z fwd)
+    lidar_noise: float = 0.02  # metres, standard deviation of the range
+    lidar_lines: tuple[int, ...] = (64,)  # beams that fire, one choice drawn per frame: [64, 32, 16] drops beams
+    lidar_fill_gap: float = 3.0  # degrees: widest hole behind a foreground edge the sensor sees past
+    mixed: tuple[float, float, float] = (0.5, 0.25, 0.25)  # weights of uniform, keypoints, lidar (OMNI-DC's mix)
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,15 @@ _CHECKS: dict[str, Check] = {
     "synth.image_width": _at_least(64),
     "synth.image_height": _at_least(32),
     "sparse.keep_prob": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "sparse.pattern": _one_of("uniform", "keypoints", "lidar", "mixed"),
+    "sparse.keypoints": _at_least(1),
+    "sparse.lidar_beams": _at_least(1),
+    "sparse.lidar_elevation": (lambda v: 90 >= v[0] > v[1] >= -90, "[top, bottom] degrees with 90 >= top > bottom >= -90"),
+    "sparse.lidar_azimuth_step": (lambda v: 0 < v <= 10, "in (0, 10] degrees"),
+    "sparse.lidar_noise": (lambda v: 0 <= v <= 10, "in [0, 10] metres"),
+    "sparse.lidar_lines": (lambda v: len(v) > 0 and all(n >= 1 for n in v), "a non-empty list of beam counts >= 1"),
+    "sparse.lidar_fill_gap": (lambda v: 0 <= v <= 45, "in [0, 45] degrees"),
+    "sparse.mixed": (lambda v: min(v) >= 0 and sum(v) > 0, "three weights >= 0 (uniform, keypoints, lidar), not all 0"),
     "segmenter.imgsz": _MULTIPLE_OF_32,
     "segmenter.conf": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "segmenter.iou": (lambda v: 0 <= v <= 1, "in [0, 1]"),
@@ -323,7 +342,12 @@ def _build(cls: type, raw: typing.Any, prefix: str, where: str) -> typing.Any:
 
 def params_from_dict(raw: typing.Any, where: str = "params") -> Params:
     """Build Params from a nested mapping; `where` names the source in error messages."""
-    return _build(Params, raw, "", where)
+    params = _build(Params, raw, "", where)
+    sparse = params.sparse
+    if max(sparse.lidar_lines) > sparse.lidar_beams:
+        raise MtDepthError(f"{where}: sparse.lidar_lines must be at most sparse.lidar_beams ({sparse.lidar_beams}), "
+                           f"got {list(sparse.lidar_lines)}")
+    return params
 
 
 def load_params(path: str | Path | None = "params.yaml") -> Params:

@@ -122,6 +122,26 @@ def test_only_changed_arrays_are_rewritten(workspace, tmp_path, yolo_calls):
     assert {n for n in second if second[n] != third[n]} == {"mask/yolo"} and sum(yolo_calls) == 12
 
 
+def test_a_pattern_change_rewrites_sparse_only(workspace, tmp_path, yolo_calls):
+    store = tmp_path / "s.zarr"
+    assert run(workspace, "--store", str(store)).exit_code == 0
+    first, uniform = fingerprints(store), open_store(str(store)).array("sparse")[:]
+    yolo_calls.clear()
+    for pattern in ("lidar", "mixed"):
+        result = run(workspace, "--store", str(store), "--pattern", pattern)
+        assert result.exit_code == 0, result.output
+        assert "wrote sparse;" in result.output and yolo_calls == []  # never reruns YOLO
+        second = fingerprints(store)
+        assert {n for n in first if first[n] != second[n]} == {"sparse"}
+        reader = open_store(str(store))
+        assert reader.provenance("sparse")["pattern"] == pattern and "intrinsics" in reader.provenance("sparse")
+        sparse, depth = reader.array("sparse")[:], reader.array("depth")[:]
+        assert not np.array_equal(sparse, uniform) and (sparse > 0).any()
+        assert np.all(depth[sparse > 0] > 0)  # samples only where the depth is valid
+    assert run(workspace, "--store", str(store), "--pattern", "uniform").exit_code == 0
+    assert np.array_equal(open_store(str(store)).array("sparse")[:], uniform)  # back to the same samples
+
+
 def test_a_store_made_with_other_params_is_refused_by_readers(workspace, tmp_path):
     store = tmp_path / "s.zarr"
     assert run(workspace, "--store", str(store), "--mask-sources", "gt").exit_code == 0
@@ -174,6 +194,7 @@ def test_kill_mid_write_then_resume_equals_an_uninterrupted_run(workspace, tmp_p
         (["--weights", "{ws}/detect.pt"], "detect.pt: model task is 'detect', not a segmentation model"),
         (["--mask-sources", "yolo,depthanything"], "store.mask_sources must be a subset"),
         (["--keep-prob", "0"], "sparse.keep_prob must be in (0, 1]"),
+        (["--pattern", "radar"], "sparse.pattern must be 'uniform', 'keypoints', 'lidar' or 'mixed'"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_the_store_intact(workspace, tmp_path, args, fragment):
