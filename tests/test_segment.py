@@ -138,6 +138,9 @@ def test_a_pattern_change_rewrites_sparse_only(workspace, tmp_path, yolo_calls):
         sparse, depth = reader.array("sparse")[:], reader.array("depth")[:]
         assert not np.array_equal(sparse, uniform) and (sparse > 0).any()
         assert np.all(depth[sparse > 0] > 0)  # samples only where the depth is valid
+        info = CliRunner().invoke(cli, ["cache", "info", str(store)])
+        realised = f"density {np.count_nonzero(sparse) / sparse.size:.2%} of pixels"
+        assert info.exit_code == 0 and realised in info.output and f"(pattern {pattern})" in info.output
     assert run(workspace, "--store", str(store), "--pattern", "uniform").exit_code == 0
     assert np.array_equal(open_store(str(store)).array("sparse")[:], uniform)  # back to the same samples
 
