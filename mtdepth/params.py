@@ -170,6 +170,9 @@ class EvaluateParams:
     ipbasic_max_depth: float = 100.0  # IP-Basic's inversion offset (the paper's 100 m)
     ipbasic_extrapolate: bool = True
     ipbasic_blur: str = "gaussian"  # gaussian or bilateral
+    drop_see_through: bool = False  # drop sparse samples deeper than their window's nearest by more than the margin
+    see_through_window: int = 7  # pixels (KBNet, ScaffNet, Marigold-DC: 7x7)
+    see_through_margin: float = 1.5  # metres
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,8 @@ _CHECKS: dict[str, Check] = {
     "evaluate.panel_dpi": _at_least(10),
     "evaluate.ipbasic_max_depth": _above(0, "metres"),
     "evaluate.ipbasic_blur": _one_of("gaussian", "bilateral"),
+    "evaluate.see_through_window": (lambda v: v >= 3 and v % 2 == 1, "an odd number of pixels >= 3"),
+    "evaluate.see_through_margin": _above(0, "metres"),
 }
 
 

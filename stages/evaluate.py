@@ -16,6 +16,7 @@ checkpoint was trained on (geometry, provenance, mask source), the split, --out.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from mtdepth.errors import MtDepthError
 from mtdepth.params import Params, load_params, override
 from mtdepth.pipeline.baselines import BASELINES, IPBasicConfig, baseline
 from mtdepth.pipeline.checkpoint import model_from_checkpoint
+from mtdepth.pipeline.outliers import filtered
 from mtdepth.pipeline.evaluation import AVERAGES, REGION_CODES, EvalSettings, Evaluation, evaluate_batches
 from mtdepth.pipeline.panels import PanelFrame, PanelStyle, render_panel
 from mtdepth.pipeline.segmenter import resolve_device
@@ -110,13 +112,16 @@ def open_frames(store: str, source: Source, split: str, frames: int | None) -> t
 @click.option("--batch", type=int, help="Frames per batch. [evaluate.batch]")
 @click.option("--workers", type=int, help="DataLoader workers. [evaluate.workers]")
 @click.option("--device", help="auto, cpu, cuda:0 ... [evaluate.device]")
-def evaluate(params_file, store, checkpoint, baseline, out, split, frames, batch, workers, device):
+@click.option("--drop-see-through/--keep-see-through", default=None,
+              help="Drop see-through samples from the sparse input first. [evaluate.drop_see_through]")
+def evaluate(params_file, store, checkpoint, baseline, out, split, frames, batch, workers, device, drop_see_through):
     """Score a checkpoint (D_init and D_final) or a baseline: KITTI metrics per region and distance bin, panels."""
     if (checkpoint is None) == (baseline is None):
         raise MtDepthError("give exactly one of --checkpoint or --baseline")
     params = load_params(params_file)
     params = override(params, "store", path=store)
-    params = override(params, "evaluate", split=split, frames=frames, batch=batch, workers=workers, device=device)
+    params = override(params, "evaluate", split=split, frames=frames, batch=batch, workers=workers, device=device,
+                      drop_see_through=drop_see_through)
     ev = params.evaluate
     out = Path(out)
     check_target(out)
@@ -124,9 +129,13 @@ def evaluate(params_file, store, checkpoint, baseline, out, split, frames, batch
     source = (checkpoint_source(checkpoint, torch_device, params.data.max_depth) if checkpoint
               else baseline_source(baseline, params))
     dataset, count = open_frames(params.store.path, source, ev.split, ev.frames)
+    counts: dict = {}
+    if ev.drop_see_through:
+        source = dataclasses.replace(source, predict=filtered(source.predict, ev.see_through_window,
+                                                              ev.see_through_margin, counts))
     result = score(dataset, count, source, params, torch_device)
-    write_atomically(out, lambda folder: write_outputs(folder, result, source, params))
-    for line in summary_lines(result, source):
+    write_atomically(out, lambda folder: write_outputs(folder, result, source, params, counts))
+    for line in summary_lines(result, source, counts):
         click.echo(line)
 
 
@@ -142,13 +151,13 @@ def score(dataset: CachedDepthDataset, count: int, source: Source, params: Param
         return evaluate_batches(loader, source.predict, source.outputs, settings, on_batch=bar.update)
 
 
-def write_outputs(folder: Path, result: Evaluation, source: Source, params: Params) -> None:
+def write_outputs(folder: Path, result: Evaluation, source: Source, params: Params, see_through: dict) -> None:
     """metrics.json, per_frame.csv and panels/ into `folder`."""
     ev = params.evaluate
     frames = open_store(params.store.path).frames
     write_json(folder / "metrics.json", {
         "source": source.label, "store": params.store.path, "split": ev.split, "frames": result.count,
-        "max_depth_m": params.data.max_depth, "boundary_px": ev.boundary_px,
+        "max_depth_m": params.data.max_depth, "boundary_px": ev.boundary_px, "see_through": see_through or None,
         **{average: result.table(average) for average in AVERAGES},
     })
     rows = [{**_origin(frames, entry["row"]), **entry} for entry in result.frame_rows()]
@@ -189,9 +198,12 @@ def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def summary_lines(result: Evaluation, source: Source) -> list[str]:
+def summary_lines(result: Evaluation, source: Source, see_through: dict) -> list[str]:
     """Overall pooled RMSE/MAE of each output, for the terminal."""
     lines = [f"evaluate: {source.label}: {result.count} frames"]
+    if see_through:
+        lines.append(f"  see-through filter: dropped {see_through['dropped']:,} of {see_through['samples']:,} "
+                     f"sparse samples ({see_through['dropped'] / max(see_through['samples'], 1):.2%})")
     tables = {average: result.table(average) for average in AVERAGES}
     for output in source.outputs:
         overall = tables["pooled"][output]["all"]
