@@ -17,7 +17,7 @@ from mtdepth.cache.schema import mask_array
 from mtdepth.cache.store import StoreReader
 from mtdepth.params import Params
 from mtdepth.pipeline.patterns import pattern_keys
-from mtdepth.pipeline.segmenter import config_from, segmenter_provenance, segmenter_settings
+from mtdepth.pipeline.segmenter import config_from, segmenter_provenance, segmenter_settings, shipped_weights
 
 YOLO = "yolo"
 
@@ -35,7 +35,7 @@ def arrays_for(mask_source: str, has_gt_mask: bool) -> list[str]:
 def _segmenter_keys(params: Params) -> dict:
     """The segmenter settings params decide; the weights hash only when the weights file is here."""
     config = config_from(params.segmenter)
-    if Path(config.weights).is_file():
+    if Path(config.weights).is_file() or shipped_weights(config.weights):
         return segmenter_provenance(config)
     warnings.warn(f"{config.weights}: segmenter weights not here; checking the store's masks by file name only")
     return segmenter_settings(config)
