@@ -104,7 +104,10 @@ def open_frames(store: str, source: Source, split: str, frames: int | None) -> t
 @click.command("evaluate")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help="Params file.")
 @click.option("--store", help="Store folder or fsspec URL. [store.path]")
-@click.option("--checkpoint", help="A checkpoint written by `mtdepth train`.")
+@click.option("--input", "input_dir", type=click.Path(path_type=Path),
+              help="Your own labelled frames instead of a store: image/, sparse/ or velodyne_raw/, groundtruth/.")
+@click.option("--checkpoint", help="A checkpoint written by `mtdepth train` (with --input also an .onnx export).")
+@click.option("--weights", help="With --input: segmenter weights instead of the checkpoint's.")
 @click.option("--baseline", type=click.Choice(BASELINES), help="Score a classical baseline instead.")
 @click.option("--out", required=True, help="Output folder (replaced whole when the run succeeds).")
 @click.option("--split", type=click.Choice(["val", "train", "all"]), help="Frames to score. [evaluate.split]")
@@ -114,7 +117,8 @@ def open_frames(store: str, source: Source, split: str, frames: int | None) -> t
 @click.option("--device", help="auto, cpu, cuda:0 ... [evaluate.device]")
 @click.option("--drop-see-through/--keep-see-through", default=None,
               help="Drop see-through samples from the sparse input first. [evaluate.drop_see_through]")
-def evaluate(params_file, store, checkpoint, baseline, out, split, frames, batch, workers, device, drop_see_through):
+def evaluate(params_file, store, input_dir, checkpoint, weights, baseline, out, split, frames, batch, workers, device,
+             drop_see_through):
     """Score a checkpoint (D_init and D_final) or a baseline: KITTI metrics per region and distance bin, panels."""
     if (checkpoint is None) == (baseline is None):
         raise MtDepthError("give exactly one of --checkpoint or --baseline")
@@ -126,6 +130,12 @@ def evaluate(params_file, store, checkpoint, baseline, out, split, frames, batch
     out = Path(out)
     check_target(out)
     torch_device = torch.device(resolve_device(ev.device))
+    if input_dir is not None:
+        if store is not None:
+            raise MtDepthError("--input: give a store (--store) or a folder of labelled frames (--input), not both")
+        from mtdepth.stages.evaluate_folder import evaluate_folder
+
+        return evaluate_folder(input_dir, checkpoint, baseline, weights, out, params, torch_device)
     source = (checkpoint_source(checkpoint, torch_device, params.data.max_depth) if checkpoint
               else baseline_source(baseline, params))
     dataset, count = open_frames(params.store.path, source, ev.split, ev.frames)
