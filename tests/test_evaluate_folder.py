@@ -19,10 +19,10 @@ from mtdepth.pipeline.metrics import error_sums, rmse_mae_mm
 SIZES = [(40, 70), (36, 90), (40, 70)]
 
 
-def labelled_folder(root, sparse_folder="velodyne_raw"):
+def labelled_folder(root, sparse_folder="velodyne_raw", truth_folder="groundtruth"):
     """Three frames in KITTI's naming: ..._image_N.png, ..._velodyne_raw_N.png, ..._groundtruth_depth_N.png."""
     rng = np.random.default_rng(0)
-    for sub in ("image", sparse_folder, "groundtruth"):
+    for sub in ("image", sparse_folder, truth_folder):
         (root / sub).mkdir(parents=True, exist_ok=True)
     truths, samples = {}, {}
     for i, (h, w) in enumerate(SIZES):
@@ -31,9 +31,9 @@ def labelled_folder(root, sparse_folder="velodyne_raw"):
         sparse = np.where(rng.random((h, w)) < 0.1, rng.uniform(2, 60, (h, w)), 0).astype(np.float32)
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / "image" / f"{name}.png")
         kitti_io.write_depth_png(root / sparse_folder / f"{name.replace('_image_', '_velodyne_raw_', 1)}.png", sparse)
-        kitti_io.write_depth_png(root / "groundtruth" / f"{name.replace('_image_', '_groundtruth_depth_', 1)}.png",
-                                 truth)
-        truths[name] = kitti_io.read_depth_png(root / "groundtruth" / f"{name.replace('_image_', '_groundtruth_depth_', 1)}.png")
+        truth_file = root / truth_folder / f"{name.replace('_image_', '_groundtruth_depth_', 1)}.png"
+        kitti_io.write_depth_png(truth_file, truth)
+        truths[name] = kitti_io.read_depth_png(truth_file)
         samples[name] = kitti_io.decode_depth(kitti_io.encode_depth(sparse))
     return truths, samples
 
@@ -62,7 +62,7 @@ def test_a_checkpoint_and_its_onnx_score_alike(tmp_path, monkeypatch):
     from test_predict import make_checkpoint
 
     monkeypatch.chdir(tmp_path)
-    labelled_folder(tmp_path / "kitti", sparse_folder="sparse")
+    labelled_folder(tmp_path / "kitti", sparse_folder="sparse", truth_folder="groundtruth_depth")  # KITTI's name
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
     assert CliRunner().invoke(cli, ["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "tiny.onnx")]
                               ).exit_code == 0
