@@ -24,6 +24,7 @@ import numpy as np
 # A return this fraction of its depth in front of the camera-visible surface at its pixel is one the
 # camera would see, so it is dropped; within it, it is the same surface (pixel rounding on slopes).
 SURFACE_TOLERANCE = 0.02
+RANGE_KEY = 1 << 24  # ranges in whole millimetres below this (16.7 km) share one int64 sort key with the cell
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ class _Grid:
         self.first_col = int(cols[inside].min()) - self.col_gap
         width = int(cols[inside].max()) - self.first_col + self.col_gap + 1
         cell = rows[inside] * width + cols[inside] - self.first_col
-        order = np.lexsort((ranges[inside], cell))  # by cell, nearest first
+        millimetres = np.minimum(np.round(ranges[inside] * 1000), RANGE_KEY - 1).astype(np.int64)
+        order = np.argsort(cell * RANGE_KEY + millimetres, kind="stable")  # by cell, nearest first (to the mm)
         first = np.ones(len(order), dtype=bool)
         first[1:] = cell[order][1:] != cell[order][:-1]
         best = inside[order[first]]

@@ -142,3 +142,21 @@ def test_bad_sparse_params_are_one_line_exit_2(tmp_path, line, fragment):
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.output
+
+
+def test_lidar_without_intrinsics_is_one_line_before_the_store_is_touched(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "synth": {"out": str(tmp_path / "data"), "scenes": ["Scene01"], "conditions": ["clone"], "frames": 1,
+                  "image_width": 124, "image_height": 38},
+        "data": {"root": str(tmp_path / "data"), "height": 32, "width": 64},
+        "store": {"path": str(tmp_path / "store.zarr"), "mask_sources": ["gt"]}}))
+    assert CliRunner().invoke(cli, ["synth", "--params", str(params)]).exit_code == 0
+    for intrinsics in (tmp_path / "data").rglob("intrinsic.txt"):
+        intrinsics.unlink()
+    result = CliRunner().invoke(cli, ["segment", "--params", str(params), "--pattern", "lidar"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "sparse.pattern: 'lidar' simulates a LiDAR and needs the camera intrinsics" in lines[0]
+    assert not (tmp_path / "store.zarr").exists()
+    assert CliRunner().invoke(cli, ["segment", "--params", str(params)]).exit_code == 0  # uniform needs none
