@@ -9,12 +9,16 @@ comes from (seed, frame key), so a frame's pattern is the same in any process an
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mtdepth.errors import MtDepthError
-from mtdepth.params import SparseParams
 from mtdepth.pipeline.lidar import LidarSpec, scan
 from mtdepth.pipeline.sparse import downscale_samples, sparsify, stable_rng
+
+if TYPE_CHECKING:  # the `sparse` params section; any object with its fields will do
+    from mtdepth.params import SparseParams
 
 SINGLE_PATTERNS = ("uniform", "keypoints", "lidar")  # the order of sparse.mixed's weights
 
