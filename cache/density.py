@@ -11,7 +11,8 @@ from mtdepth.pipeline.vkitti2 import FRAME_DIGITS
 
 
 def sparse_density(reader: StoreReader) -> dict | None:
-    """{'pattern', 'of_pixels', 'of_valid', 'by_pattern': {pattern: of_pixels}}; None without committed sparse and depth.
+    """{'pattern', 'of_pixels', 'of_valid', 'by_pattern': {pattern: {'frames', 'of_pixels'}}}, or None
+    without committed sparse and depth.
 
     Reads `sparse` and `depth` one shard at a time. A store made before patterns existed is `uniform`.
     """
@@ -33,12 +34,14 @@ def sparse_density(reader: StoreReader) -> dict | None:
     for shard in range(reader.n_shards):
         start = shard * reader.shard_frames
         stop = min(start + reader.shard_frames, reader.n_frames)
-        samples[start:stop] = np.count_nonzero(read_frames(reader.url, "sparse", sparse_array, start, stop), axis=(1, 2))
+        sparse = read_frames(reader.url, "sparse", sparse_array, start, stop)
+        samples[start:stop] = np.count_nonzero(sparse, axis=(1, 2))
         valid[start:stop] = np.count_nonzero(read_frames(reader.url, "depth", depth_array, start, stop), axis=(1, 2))
     pixels = reader.height * reader.width
     by_pattern = {}
     for name in sorted(set(drawn)):
         chosen = np.array([d == name for d in drawn])
-        by_pattern[name] = {"frames": int(chosen.sum()), "of_pixels": float(samples[chosen].sum() / (chosen.sum() * pixels))}
+        share = float(samples[chosen].sum() / (chosen.sum() * pixels))
+        by_pattern[name] = {"frames": int(chosen.sum()), "of_pixels": share}
     return {"pattern": pattern, "of_pixels": float(samples.sum() / (len(keys) * pixels)),
             "of_valid": float(samples.sum() / max(int(valid.sum()), 1)), "by_pattern": by_pattern}

@@ -35,7 +35,8 @@ def main(root: str, prefix: str = "Scene01/clone/Camera_0/00000") -> None:
     see = sparse[v, u] > depth[v, u] + SEE_THROUGH_M
     for dv in (-1, 0, 1):  # see-through points as 3x3 magenta dots
         for du in (-1, 0, 1):
-            image[np.clip(v[see] + dv, 0, image.shape[0] - 1), np.clip(u[see] + du, 0, image.shape[1] - 1)] = (255, 0, 255)
+            rows, cols = np.clip(v[see] + dv, 0, image.shape[0] - 1), np.clip(u[see] + du, 0, image.shape[1] - 1)
+            image[rows, cols] = (255, 0, 255)
     print(f"{ref.key}: {len(v)} returns ({len(v) / sparse.size:.2%} of pixels), {int(see.sum())} see-through")
     zoom = image[ZOOM].repeat(2, axis=0).repeat(2, axis=1)
     gap = np.full((4, image.shape[1], 3), 255, dtype=np.uint8)

@@ -58,7 +58,7 @@ class SparseParams:
     lidar_beams: int = 64  # lidar: KITTI's Velodyne HDL-64E
     lidar_elevation: tuple[float, float] = (2.0, -24.9)  # degrees of the top and the bottom beam
     lidar_azimuth_step: float = 0.17  # degrees between firings (HDL-64E at 10 Hz)
-    lidar_offset: tuple[float, float, float] = (0.0, -0.08, -0.27)  # metres: sensor in camera axes (x right, y down, z fwd)
+    lidar_offset: tuple[float, float, float] = (0.0, -0.08, -0.27)  # metres, sensor in camera axes (x, y down, z)
     lidar_noise: float = 0.02  # metres, standard deviation of the range
     lidar_lines: tuple[int, ...] = (64,)  # beams that fire, one choice drawn per frame: [64, 32, 16] drops beams
     lidar_fill_gap: float = 3.0  # degrees: widest hole behind a foreground edge the sensor sees past
@@ -227,7 +227,8 @@ _CHECKS: dict[str, Check] = {
     "sparse.pattern": _one_of("uniform", "keypoints", "lidar", "mixed"),
     "sparse.keypoints": _at_least(1),
     "sparse.lidar_beams": _at_least(1),
-    "sparse.lidar_elevation": (lambda v: 90 >= v[0] > v[1] >= -90, "[top, bottom] degrees with 90 >= top > bottom >= -90"),
+    "sparse.lidar_elevation": (lambda v: 90 >= v[0] > v[1] >= -90,
+                               "[top, bottom] degrees with 90 >= top > bottom >= -90"),
     "sparse.lidar_azimuth_step": (lambda v: 0 < v <= 10, "in (0, 10] degrees"),
     "sparse.lidar_noise": (lambda v: 0 <= v <= 10, "in [0, 10] metres"),
     "sparse.lidar_lines": (lambda v: len(v) > 0 and all(n >= 1 for n in v), "a non-empty list of beam counts >= 1"),

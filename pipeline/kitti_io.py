@@ -213,7 +213,7 @@ class Labelled:
 
 
 def _groundtruth_stem(stem: str) -> str:
-    """The image name a ground-truth file goes with: KITTI's `..._groundtruth_depth_...` names become `..._image_...`."""
+    """The image name a ground-truth file goes with: KITTI's `..._groundtruth_depth_...` become `..._image_...`."""
     return stem.replace("_groundtruth_depth_", "_image_", 1)
 
 

@@ -77,7 +77,8 @@ def scan(depth_m: np.ndarray, intrinsics: tuple[float, float, float, float], spe
 
 
 class _Grid:
-    """The fine (elevation, azimuth) grid in the sensor's frame: beam b is row b * per_beam, firing j column j * per_step.
+    """The fine (elevation, azimuth) grid in the sensor's frame: beam b is row b * per_beam, firing j is
+    column j * per_step.
 
     Cells are at least one camera pixel wide, so a surface the camera sees whole reaches every cell it covers.
     """

@@ -80,7 +80,7 @@ def sample_frame(sparse: SparseParams, seed: int, key: str, depth: np.ndarray, s
         rng = stable_rng(seed, f"{key}\0lidar")
         lines = int(sparse.lidar_lines[rng.integers(len(sparse.lidar_lines))])
         full = scan(source_depth, intrinsics, lidar_spec(sparse), lines, rng)
-    return np.where(depth > 0, downscale_samples(full, *depth.shape), np.float32(0))  # like uniform: only on valid depth
+    return np.where(depth > 0, downscale_samples(full, *depth.shape), np.float32(0))  # like uniform: on valid depth
 
 
 def keypoint_samples(rgb: np.ndarray, depth: np.ndarray, count: int) -> np.ndarray:

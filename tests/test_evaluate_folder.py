@@ -44,8 +44,8 @@ def test_a_baseline_scored_on_labelled_frames(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["evaluate", "--input", str(tmp_path / "kitti"), "--baseline", "nearest",
                                       "--out", str(tmp_path / "eval")])
     assert result.exit_code == 0, result.output
-    sums = sum(error_sums(nearest_fill(torch.from_numpy(samples[n])[None, None]), torch.from_numpy(truths[n])[None, None],
-                          80.0) for n in sorted(truths))
+    sums = sum(error_sums(nearest_fill(torch.from_numpy(samples[n])[None, None]),
+                          torch.from_numpy(truths[n])[None, None], 80.0) for n in sorted(truths))
     expected = rmse_mae_mm(sums)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["frames"] == 3 and metrics["pooled"]["final"]["all"]["rmse_mm"] == pytest.approx(expected["rmse_mm"])

@@ -23,7 +23,8 @@ CAMERA_HEIGHT, WALL, BOX_Z = 1.65, 40.0, 8.0
 
 
 def scene() -> tuple[np.ndarray, np.ndarray]:
-    """Depth (metres) of a wall at 40 m, the ground 1.65 m below the camera, and a 2 m wide box 8 m ahead; the box's pixels."""
+    """Depth (metres) of a wall at 40 m, the ground 1.65 m below the camera and a 2 m wide box 8 m ahead;
+    and the box's pixels."""
     fx, fy, cx, cy = K
     dx = ((np.arange(W) - cx) / fx)[None, :]
     dy = ((np.arange(H) - cy) / fy)[:, None]
@@ -118,7 +119,8 @@ def test_patterns_are_seeded_per_frame_and_identical_across_processes():
     assert np.array_equal(here, again) and (here > 0).any()
     code = ("import sys, numpy as np; sys.path.insert(0, 'tests'); from test_lidar import *; d, _ = scene(); "
             f"r = np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8); "
-            f"np.save(sys.stdout.buffer, sample_frame(SparseParams(pattern='mixed'), 0, {key!r}, d[::4, ::4], d, r, K))")
+            f"np.save(sys.stdout.buffer, sample_frame(SparseParams(pattern='mixed'), 0, {key!r}, "
+            "d[::4, ::4], d, r, K))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
     import io
     assert np.array_equal(np.load(io.BytesIO(other)), here)
