@@ -15,9 +15,11 @@ import yaml
 from click.testing import CliRunner
 
 from mtdepth.cache.dataset import CachedDepthDataset
+from mtdepth.cache.requirements import required_provenance
 from mtdepth.cache.store import open_store
 from mtdepth.cli import cli
 from mtdepth.errors import MtDepthError
+from mtdepth.params import params_from_dict
 from mtdepth.pipeline import segmenter as segmenter_module
 from mtdepth.pipeline.masks import foreground
 from mtdepth.pipeline.segmenter import import_ultralytics
@@ -154,6 +156,9 @@ def test_a_store_made_with_other_params_is_refused_by_readers(workspace, tmp_pat
         CachedDepthDataset(str(store), split="train", mask_source="gt", required={"sparse": wanted})
     with pytest.raises(MtDepthError, match="yolo"):
         CachedDepthDataset(str(store), split="train", mask_source="yolo")
+    lidar = required_provenance(reader, params_from_dict({"sparse": {"pattern": "lidar"}}), ["sparse"])
+    with pytest.raises(MtDepthError, match=r"array 'sparse' was made with .*pattern=uniform, params say lidar"):
+        CachedDepthDataset(str(store), split="train", mask_source="gt", required=lidar)
 
 
 def _kill_when(store: Path, process: subprocess.Popen, timeout: float = 120.0) -> None:
