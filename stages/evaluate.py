@@ -11,6 +11,7 @@ Writes, all or nothing (built in a temporary folder beside DIR, then renamed ove
     DIR/panels/*.png    Figure-2 panels of the frames `evaluate.panel_frames` names
 Everything is checked before any frame is read: the checkpoint, the store against what the
 checkpoint was trained on (geometry, provenance, mask source), the split, --out.
+`--input DIR` scores your own labelled frames instead of a store (stages/evaluate_folder.py).
 """
 
 from __future__ import annotations
