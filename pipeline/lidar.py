@@ -6,8 +6,10 @@ above the camera, axes parallel). There the points are splatted, nearest first, 
 (elevation, azimuth) whose rows include every beam and whose columns include every firing.
 Cells no camera point reaches, lying between two reached cells of one grid row or column, are what
 the sensor sees and the camera does not (disocclusion: the sensor looks past a foreground edge);
-they take the farther of the two sides, the background. Each beam's firing returns the range in its
-cell; the returns are projected back into the camera, nearest first per pixel, and a return in front
+they take the farther of the two sides, the background. Each beam's firing returns what its cell
+holds: the nearest camera point that reached it (which lands back on its own pixel), or for a filled
+cell the far side's range along the firing's ray. The returns are projected back into the camera,
+nearest first per pixel, and a return in front
 of the camera-visible surface is dropped (the camera would see it). A return behind that surface is
 a see-through point: background depth on a foreground pixel, as real KITTI frames carry. (The idea
 follows OMNI-DC's simulator, `src/data/__init__.py`: render in the sensor's view, fill, project back,
