@@ -102,13 +102,14 @@ def score(dataset: CachedDepthDataset, count: int, source: Source, params: Param
         return evaluate_batches(loader, source.predict, source.outputs, settings, on_batch=bar.update)
 
 
-def write_outputs(folder: Path, result: Evaluation, source: Source, params: Params) -> None:
-    """metrics.json, per_frame.csv and panels/ into `folder`."""
+def write_outputs(folder: Path, result: Evaluation, source: Source, params: Params,
+                  see_through: dict | None = None) -> None:
+    """metrics.json, per_frame.csv and panels/ into `folder` (`see_through`: the input filter's counts)."""
     ev = params.evaluate
     frames = open_store(params.store.path).frames
     write_json(folder / "metrics.json", {
         "source": source.label, "store": params.store.path, "split": ev.split, "frames": result.count,
-        "max_depth_m": params.data.max_depth, "boundary_px": ev.boundary_px,
+        "max_depth_m": params.data.max_depth, "boundary_px": ev.boundary_px, "see_through": see_through or None,
         **{average: result.table(average) for average in AVERAGES},
     })
     rows = [{**_origin(frames, entry["row"]), **entry} for entry in result.frame_rows()]
@@ -136,9 +137,12 @@ def _origin(frames, row: int) -> dict:
             "frame": frames.index[row]}
 
 
-def summary_lines(result: Evaluation, source: Source) -> list[str]:
-    """Overall pooled RMSE/MAE of each output, for the terminal."""
+def summary_lines(result: Evaluation, source: Source, see_through: dict | None = None) -> list[str]:
+    """Overall pooled RMSE/MAE of each output (and what the see-through filter dropped), for the terminal."""
     lines = [f"evaluate: {source.label}: {result.count} frames"]
+    if see_through:
+        lines.append(f"  see-through filter: dropped {see_through['dropped']:,} of {see_through['samples']:,} "
+                     f"sparse samples ({see_through['dropped'] / max(see_through['samples'], 1):.2%})")
     tables = {average: result.table(average) for average in AVERAGES}
     for output in source.outputs:
         overall = tables["pooled"][output]["all"]

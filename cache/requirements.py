@@ -3,7 +3,7 @@
 A store's provenance also holds a digest of the dataset files (`source`), which stage
 two cannot recompute without the dataset. `required_provenance` therefore takes each
 stored provenance and overwrites the keys that params decide (geometry, max_depth,
-keep_prob, seed, segmenter settings and weights hash); `StoreReader.require` then
+sparse pattern, seed, segmenter settings and weights hash); `StoreReader.require` then
 refuses a store whose fingerprint differs, naming exactly those keys.
 """
 
@@ -19,7 +19,8 @@ from mtdepth.cache.schema import mask_array
 from mtdepth.cache.store import StoreReader, open_store
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Params
-from mtdepth.pipeline.segmenter import config_from, segmenter_provenance, segmenter_settings
+from mtdepth.pipeline.patterns import pattern_keys
+from mtdepth.pipeline.segmenter import config_from, segmenter_provenance, segmenter_settings, shipped_weights
 
 YOLO = "yolo"
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def arrays_for(mask_source: str, has_gt_mask: bool) -> list[str]:
 def _segmenter_keys(params: Params) -> dict:
     """The segmenter settings params decide; the weights hash only when the weights file is here."""
     config = config_from(params.segmenter)
-    if Path(config.weights).is_file():
+    if Path(config.weights).is_file() or shipped_weights(config.weights):
         return segmenter_provenance(config)
     log.warning("%s: segmenter weights not here; checking the store's masks by file name only", config.weights)
     return segmenter_settings(config)
@@ -51,7 +52,7 @@ def param_keys(params: Params, name: str) -> dict:
     if name in ("depth", "sparse"):
         keys["max_depth"] = d.max_depth
     if name == "sparse":
-        keys.update(keep_prob=params.sparse.keep_prob, seed=params.seed)
+        keys.update(pattern_keys(params.sparse, params.seed))
     if name == mask_array(YOLO):
         keys["segmenter"] = _segmenter_keys(params)
     return keys

@@ -22,11 +22,11 @@ import numpy as np
 from mtdepth.cache.location import filesystem_error
 from mtdepth.cache.store import FrameTable, open_for_write, open_store
 from mtdepth.errors import MtDepthError
-from mtdepth.params import Params
+from mtdepth.params import Params, SparseParams
 from mtdepth.pipeline import vkitti2_format as fmt
 from mtdepth.pipeline.device import check_segmenter_device
 from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig, config_from, segmenter_provenance
-from mtdepth.pipeline.sparse import sparsify
+from mtdepth.pipeline.patterns import needs_source, pattern_keys, sample_frame
 from mtdepth.pipeline.splits import random_split, scene_split
 from mtdepth.pipeline.vkitti2 import FrameRef, load_frame
 
@@ -44,10 +44,12 @@ class DecodedShard:
     gt: np.ndarray | None  # uint8 (n, H, W) merged instance ground truth, None without instance PNGs
 
 
-def decode_frame(ref: FrameRef, height: int, width: int, max_depth: float, keep_prob: float, seed: int) -> dict:
+def decode_frame(ref: FrameRef, height: int, width: int, max_depth: float, sparse_params: SparseParams,
+                 seed: int) -> dict:
     """One frame's store rows (runs in a dask worker: plain arrays in, plain arrays out)."""
-    frame = load_frame(ref, height, width, max_depth)
-    sparse = sparsify(frame.depth, keep_prob, seed, ref.key)
+    frame = load_frame(ref, height, width, max_depth, keep_source=needs_source(sparse_params))
+    source_rgb, source_depth = frame.source or (None, None)
+    sparse = sample_frame(sparse_params, seed, ref.key, frame.depth, source_depth, source_rgb, ref.intrinsics)
     return {
         "rgb": frame.rgb,
         "depth": _to_units(frame.depth),
@@ -79,9 +81,9 @@ class ShardDecoder:
     its workers must see the dataset paths.
     """
 
-    def __init__(self, height: int, width: int, max_depth: float, keep_prob: float, seed: int,
+    def __init__(self, height: int, width: int, max_depth: float, sparse_params: SparseParams, seed: int,
                  workers: int, scheduler: str | None):
-        self._args = (height, width, max_depth, keep_prob, seed)
+        self._args = (height, width, max_depth, sparse_params, seed)
         self._workers = workers
         self._client = None
         if scheduler:
@@ -173,7 +175,7 @@ def provenances(refs: Sequence[FrameRef], params: Params, mask_sources: Sequence
     result = {
         "rgb": rgb,
         "depth": depth,
-        "sparse": {**depth, "keep_prob": params.sparse.keep_prob, "seed": params.seed},
+        "sparse": {**depth, **sparse_sources(refs, params), **pattern_keys(params.sparse, params.seed)},
     }
     if "gt" in mask_sources:
         if any(r.instance is None for r in refs):
@@ -184,6 +186,21 @@ def provenances(refs: Sequence[FrameRef], params: Params, mask_sources: Sequence
     if "yolo" in mask_sources:
         result[MASK_PREFIX + "yolo"] = {**rgb, "segmenter": segmenter_provenance(config_from(params.segmenter))}
     return result
+
+
+def sparse_sources(refs: Sequence[FrameRef], params: Params) -> dict:
+    """What a full-size pattern reads beyond the depth: the images (keypoints), the intrinsics (lidar)."""
+    pattern = params.sparse.pattern
+    sources = {}
+    if pattern in ("keypoints", "mixed"):
+        sources["rgb_source"] = files_digest([r.rgb for r in refs], Path(params.data.root))
+    if pattern in ("lidar", "mixed"):
+        missing = next((r for r in refs if r.intrinsics is None), None)
+        if missing is not None:
+            raise MtDepthError(f"sparse.pattern: {pattern!r} simulates a LiDAR and needs the camera intrinsics "
+                               f"(intrinsic.txt), none for frame {missing.key}")
+        sources["intrinsics"] = hashlib.sha256(repr([r.intrinsics for r in refs]).encode()).hexdigest()
+    return sources
 
 
 def _is_current(url: str, name: str, provenance: dict) -> bool:
@@ -227,7 +244,7 @@ def build(refs: Sequence[FrameRef], params: Params, url: str, *, scheduler: str 
     if yolo in wanted and (repair or not _is_current(url, yolo, wanted[yolo])):
         segmenter = make_segmenter(config_from(params.segmenter))
     try:
-        with ShardDecoder(params.data.height, params.data.width, params.data.max_depth, params.sparse.keep_prob,
+        with ShardDecoder(params.data.height, params.data.width, params.data.max_depth, params.sparse,
                           params.seed, decode_workers, scheduler) as decoder, \
              open_for_write(url, frames, params.data.height, params.data.width, params.store.shard_frames,
                             overwrite=overwrite, repair=repair) as writer:

@@ -40,6 +40,7 @@ Schedule = Literal["cosine", "constant"]
 DepthError = Literal["l1", "l2", "smooth_l1"]
 Baseline = Literal["nearest", "ipbasic"]
 Blur = Literal["gaussian", "bilateral"]
+Pattern = Literal["uniform", "keypoints", "lidar", "mixed"]  # sparse samples stage one draws
 
 
 def choices(literal: typing.Any) -> tuple[str, ...]:
@@ -145,9 +146,24 @@ class SynthParams:
 
 @dataclass(frozen=True)
 class SparseParams:
-    """Simulated LiDAR-like sparse depth."""
+    """Simulated sparse depth: which pattern, and each pattern's settings (docs/lidar.md)."""
 
-    keep_prob: Annotated[float, Range(0, 1, low_open=True)] = 0.05
+    pattern: Pattern = "uniform"  # mixed: one of uniform, keypoints, lidar drawn per frame
+    keep_prob: Annotated[float, Range(0, 1, low_open=True)] = 0.05  # uniform: probability of keeping a valid pixel
+    keypoints: AtLeast1 = 4000  # keypoints: at most this many ORB corners of the full-size image
+    lidar_beams: AtLeast1 = 64  # lidar: KITTI's Velodyne HDL-64E
+    lidar_elevation: Annotated[tuple[float, float], Rule(lambda v: 90 >= v[0] > v[1] >= -90,
+                                                         "[top, bottom] degrees with 90 >= top > bottom >= -90")] = (
+        2.0, -24.9)  # degrees of the top and the bottom beam
+    lidar_azimuth_step: Annotated[float, Range(0, 10, low_open=True, unit="degrees")] = 0.17  # HDL-64E at 10 Hz
+    lidar_offset: tuple[float, float, float] = (0.0, -0.08, -0.27)  # metres, sensor in camera axes (x, y down, z)
+    lidar_noise: Annotated[float, Range(0, 10, unit="metres")] = 0.02  # standard deviation of the range
+    lidar_lines: Annotated[tuple[int, ...], Rule(lambda v: len(v) > 0 and all(n >= 1 for n in v),
+                                                 "a non-empty list of beam counts >= 1")] = (64,)  # one drawn per frame
+    lidar_fill_gap: Annotated[float, Range(0, 45, unit="degrees")] = 3.0  # widest hole behind an edge seen past
+    mixed: Annotated[tuple[float, float, float], Rule(lambda v: min(v) >= 0 and sum(v) > 0,
+                                                      "three weights >= 0 (uniform, keypoints, lidar), not all 0")] = (
+        0.5, 0.25, 0.25)  # weights of uniform, keypoints, lidar (OMNI-DC's mix)
 
 
 @dataclass(frozen=True)
@@ -257,6 +273,10 @@ class EvaluateParams:
     ipbasic_max_depth: PositiveMetres = 100.0  # IP-Basic's inversion offset (the paper's 100 m)
     ipbasic_extrapolate: bool = True
     ipbasic_blur: Blur = "gaussian"
+    drop_see_through: bool = False  # drop sparse samples deeper than their window's nearest by more than the margin
+    see_through_window: Annotated[int, Rule(lambda v: v >= 3 and v % 2 == 1, "an odd number of pixels >= 3")] = (
+        7)  # pixels (KBNet, ScaffNet, Marigold-DC: 7x7)
+    see_through_margin: PositiveMetres = 1.5
 
 
 @dataclass(frozen=True)
@@ -364,7 +384,12 @@ def _build(cls: type, raw: typing.Any, prefix: str, where: str) -> typing.Any:
 
 def params_from_dict(raw: typing.Any, where: str = "params") -> Params:
     """Build Params from a nested mapping; `where` names the source in error messages."""
-    return _build(Params, raw, "", where)
+    params = _build(Params, raw, "", where)
+    sparse = params.sparse
+    if max(sparse.lidar_lines) > sparse.lidar_beams:
+        raise MtDepthError(f"{where}: sparse.lidar_lines must be at most sparse.lidar_beams ({sparse.lidar_beams}), "
+                           f"got {list(sparse.lidar_lines)}")
+    return params
 
 
 def load_params(path: str | Path | None = "params.yaml") -> Params:

@@ -199,3 +199,39 @@ def discover(paths: tuple[Path, ...]) -> list[Pair]:
         if path.suffix.lower() not in suffixes:
             raise MtDepthError(f"{path}: expected one of {', '.join(suffixes)}")
     return [Pair(image.stem, image, sparse)]
+
+
+GROUNDTRUTH_FOLDERS = ("groundtruth", "groundtruth_depth")  # this project's name, KITTI's val_selection_cropped
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One frame with its ground truth: the pair, and a KITTI depth PNG of the same size."""
+
+    pair: Pair
+    groundtruth: Path
+
+
+def _groundtruth_stem(stem: str) -> str:
+    """The image name a ground-truth file goes with: KITTI's `..._groundtruth_depth_...` become `..._image_...`."""
+    return stem.replace("_groundtruth_depth_", "_image_", 1)
+
+
+def discover_labelled(root: Path) -> list[Labelled]:
+    """Every pair of a folder (see `discover_folder`) with its `groundtruth/NAME.png`; a frame without one, or a
+    ground truth without a frame, is an error naming the file."""
+    pairs = discover_folder(root)
+    folders = [path for path in (_child(root, name) for name in GROUNDTRUTH_FOLDERS) if path]
+    if len(folders) != 1:
+        found = " and ".join(p.name + "/" for p in folders)
+        raise MtDepthError(f"{root}: {'both ' + found if folders else 'no groundtruth/ folder'}; evaluating a folder "
+                           f"needs DIR/groundtruth/NAME.png (KITTI 16-bit depth) beside DIR/image/")
+    truths = {_groundtruth_stem(stem): path for stem, path in _files(folders[0], (".png",)).items()}
+    names = {pair.name for pair in pairs}
+    for name, path in truths.items():
+        if name not in names:
+            raise MtDepthError(f"{path}: no image {IMAGE_FOLDER}/{name}.png|jpg to go with it")
+    for pair in pairs:
+        if pair.name not in truths:
+            raise MtDepthError(f"{pair.image}: no ground truth {folders[0].name}/{pair.name}.png to go with it")
+    return [Labelled(pair, truths[pair.name]) for pair in pairs]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from mtdepth.pipeline.device import resolve_device
 from mtdepth.pipeline.masks import merge_masks
 
 WEIGHT_SUFFIXES = (".pt", ".onnx")
+SHIPPED_FOLDER = "weights"  # the shipped models: weights/ of the repository, the mtdepth.weights package installed
 # Ultralytics integrations that would log, sync or reach the network during a run.
 _INTEGRATIONS = ("clearml", "comet", "dvc", "hub", "mlflow", "raytune", "sync", "tensorboard", "wandb")
 
@@ -79,9 +81,27 @@ class SegmenterConfig:
     device: str = "auto"
 
 
+def shipped_weights(weights: str) -> Path | None:
+    """Where a relative `weights/...` path (a checkpoint's record, the params default) lies among the shipped
+    models when it is not below the working folder: the installed `mtdepth.weights` package, else the
+    repository this code runs from. None when it is in neither."""
+    relative = Path(weights)
+    if relative.is_absolute() or not relative.parts or relative.parts[0] != SHIPPED_FOLDER:
+        return None
+    inside = Path(*relative.parts[1:])
+    homes = []
+    spec = importlib.util.find_spec(f"mtdepth.{SHIPPED_FOLDER}")
+    if spec is not None and spec.submodule_search_locations:
+        homes.extend(Path(home) for home in spec.submodule_search_locations)
+    homes.append(Path(__file__).resolve().parent.parent / SHIPPED_FOLDER)  # a repository checkout
+    return next((home / inside for home in homes if (home / inside).is_file()), None)
+
+
 def check_weights_path(weights: str) -> Path:
-    """The weights path, or MtDepthError if it is missing or not .pt / .onnx."""
+    """The weights path (a shipped model found from any folder), or MtDepthError if it is missing or not .pt / .onnx."""
     path = Path(weights)
+    if not path.is_file():
+        path = shipped_weights(weights) or path
     if not path.is_file():
         raise MtDepthError(f"{path}: weights file not found (segmenter.weights / --weights)")
     if path.suffix.lower() not in WEIGHT_SUFFIXES:

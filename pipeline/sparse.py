@@ -31,3 +31,24 @@ def sparsify(depth_m: np.ndarray, keep_prob: float, seed: int, key: str) -> np.n
     draws = stable_rng(seed, key).random(depth.shape, dtype=np.float32)
     keep = (draws < keep_prob) & (depth > 0)
     return np.where(keep, depth, np.float32(0))
+
+
+def downscale_samples(sparse_m: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Sparse depth resized to (height, width) keeping samples: each target pixel takes the source sample
+    nearest its centre among those falling in it (no averaging across depths), else 0."""
+    sparse = np.asarray(sparse_m, dtype=np.float32)
+    src_h, src_w = sparse.shape
+    if (src_h, src_w) == (height, width):
+        return sparse.copy()
+    v, u = np.nonzero(sparse > 0)
+    ty = np.minimum((v * height) // src_h, height - 1)
+    tx = np.minimum((u * width) // src_w, width - 1)
+    dy = (v + 0.5) - (ty + 0.5) * src_h / height
+    dx = (u + 0.5) - (tx + 0.5) * src_w / width
+    cell = ty * width + tx
+    order = np.lexsort((u, v, dy * dy + dx * dx, cell))  # per target pixel, nearest its centre first
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = cell[order][1:] != cell[order][:-1]
+    out = np.zeros(height * width, dtype=np.float32)
+    out[cell[order[first]]] = sparse[v[order[first]], u[order[first]]]
+    return out.reshape(height, width)

@@ -87,6 +87,7 @@ class DecodedFrame:
     instances: np.ndarray | None  # uint8 (H, W): 0 background, else track id + 1
     gt_mask: np.ndarray | None  # uint8 (H, W): 1 where instances > 0
     intrinsics: tuple[float, float, float, float] | None  # scaled to (H, W)
+    source: tuple[np.ndarray, np.ndarray] | None = None  # full-size RGB and depth metres, when asked for
 
 
 @dataclass
@@ -348,10 +349,11 @@ def scale_intrinsics(
     return (fx * scale_x, fy * scale_y, cx * scale_x, cy * scale_y)
 
 
-def load_frame(ref: FrameRef, height: int, width: int, max_depth: float) -> DecodedFrame:
+def load_frame(ref: FrameRef, height: int, width: int, max_depth: float, keep_source: bool = False) -> DecodedFrame:
     """Decode one frame and resize it: RGB by area, depth and instances by nearest neighbour.
 
-    Depth beyond `max_depth` metres, and sky (65535), becomes 0 (invalid).
+    Depth beyond `max_depth` metres, and sky (65535), becomes 0 (invalid). With `keep_source` the
+    full-size RGB and depth come along (a sparse pattern simulated at the source resolution).
     """
     rgb, units, instances = _read_sources(ref)
     src_size = (rgb.shape[1], rgb.shape[0])
@@ -361,4 +363,5 @@ def load_frame(ref: FrameRef, height: int, width: int, max_depth: float) -> Deco
         instances = resize_nearest(instances, height, width)
         gt_mask = foreground(instances)
     intrinsics = scale_intrinsics(ref.intrinsics, src_size, height, width) if ref.intrinsics else None
-    return DecodedFrame(resize_area(rgb, height, width), depth, instances, gt_mask, intrinsics)
+    source = (rgb, fmt.depth_metres(units, max_depth)) if keep_source else None
+    return DecodedFrame(resize_area(rgb, height, width), depth, instances, gt_mask, intrinsics, source)

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from mtdepth.cache.density import sparse_density
 from mtdepth.cache.fingerprint import flatten, show
 from mtdepth.cache.store import open_store
 from mtdepth.errors import MtDepthError
@@ -26,6 +27,16 @@ def human_bytes(count: int) -> str:
     return f"{count / BYTES_PER_UNIT**exponent:.1f} {BYTE_UNITS[exponent]}"
 
 
+def density_line(density: dict) -> str:
+    """'density 4.1% of pixels, 7.9% of valid-depth pixels (pattern lidar)' and the share per drawn pattern."""
+    line = (f"density {density['of_pixels']:.2%} of pixels, {density['of_valid']:.2%} of valid-depth pixels "
+            f"(pattern {density['pattern']})")
+    if len(density["by_pattern"]) > 1:
+        line += "; " + ", ".join(f"{name} {d['of_pixels']:.2%} on {d['frames']} frames"
+                                 for name, d in density["by_pattern"].items())
+    return line
+
+
 @click.group()
 def cache() -> None:
     """Inspect and verify a stage-one store (a folder or an fsspec URL)."""
@@ -36,7 +47,9 @@ def cache() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON document.")
 def info(store: str, as_json: bool) -> None:
     """Arrays, sizes, codecs, fingerprints, provenance and split counts of STORE."""
-    details = open_store(store).info()
+    reader = open_store(store)
+    details = reader.info()
+    details["sparse_density"] = sparse_density(reader)
     if as_json:
         click.echo(json.dumps(details, indent=2))
         return
@@ -61,6 +74,8 @@ def info(store: str, as_json: bool) -> None:
             click.echo("  provenance")
         for key, value in sorted(flatten(array["provenance"] or {}).items()):
             click.echo(f"    {key} = {show(value)}")
+        if name == "sparse" and details["sparse_density"]:
+            click.echo(f"  {density_line(details['sparse_density'])}")
 
 
 @cache.command()

@@ -35,6 +35,15 @@ def _intrinsics_for(pairs, flags):
     return {pair.name: kitti_io.read_intrinsics(pair.intrinsics) for pair in pairs}
 
 
+def drop_see_through_default(sparse):
+    """`sparse` ((H, W) metres) without its see-through samples, by the rule's default window and margin."""
+    from mtdepth.params import EvaluateParams
+    from mtdepth.pipeline.outliers import drop_see_through
+
+    rule = EvaluateParams()
+    return drop_see_through(sparse, rule.see_through_window, rule.see_through_margin)[0]
+
+
 def _segmenter(net, mask_source, weights, batch, device):
     """The frozen segmenter the masks come from (None: zero masks), warning if its weights are not the trained ones."""
     from mtdepth.pipeline.inference import segmenter_config
@@ -62,6 +71,8 @@ def _segmenter(net, mask_source, weights, batch, device):
 @click.option("--mask-source", type=click.Choice(["yolo", "none"]), help="Masks from the segmenter or none (zeros). [checkpoint's]")
 @click.option("--weights", help="Segmenter weights (.pt/.onnx) instead of the checkpoint's.")
 @click.option("--keep-sparse", is_flag=True, help="Write the measured depth back where the input had a sample.")
+@click.option("--drop-see-through", is_flag=True, help="First drop see-through LiDAR samples: deeper than the nearest "
+              "in their 7x7 window by 1.5 m (evaluate.see_through_window, evaluate.see_through_margin defaults).")
 @click.option("--npy", is_flag=True, help="Also write NAME.npy (float32 metres).")
 @click.option("--ply", is_flag=True, help="Also write NAME.ply, a coloured point cloud (needs intrinsics).")
 @click.option("--fx", type=float, help="Focal length x (pixels) for --ply, instead of intrinsics/NAME.txt.")
@@ -71,8 +82,8 @@ def _segmenter(net, mask_source, weights, batch, device):
 @click.option("--preview/--no-preview", default=True, show_default=True, help="Write NAME_preview.png.")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per batch (segmenter and net).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda:0 ...")
-def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weights, keep_sparse, npy, ply,
-            fx, fy, cx, cy, preview, batch, device):
+def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weights, keep_sparse, drop_see_through,
+            npy, ply, fx, fy, cx, cy, preview, batch, device):
     """Complete sparse depth for your own frames; writes KITTI depth PNGs at each input's size."""
     from mtdepth.pipeline.inference import complete, frame_from_files, load_net
     from mtdepth.pipeline.pointcloud import back_project, write_ply
@@ -102,6 +113,8 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
             for pair in pairs[start:start + batch]:
                 try:
                     frames.append(frame_from_files(pair.name, pair.image, pair.sparse))
+                    if drop_see_through:
+                        frames[-1].sparse = drop_see_through_default(frames[-1].sparse)
                 except MtDepthError as exc:
                     fail(pair.name, exc)
                     bar.update()

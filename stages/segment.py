@@ -17,6 +17,7 @@ from mtdepth.stages.options import comma_list
 @click.option("--store", help="Store folder or fsspec URL. [store.path]")
 @click.option("--weights", help="Segmentation weights, .pt or .onnx. [segmenter.weights]")
 @click.option("--keep-prob", type=float, help="Sparse keep probability. [sparse.keep_prob]")
+@click.option("--pattern", help="Sparse pattern: uniform, keypoints, lidar or mixed. [sparse.pattern]")
 @click.option("--mask-sources", help="Comma list of yolo,gt. [store.mask_sources]")
 @click.option("--split", type=click.Choice(choices(StoreSplit)), help="Train/val split. [store.split]")
 @click.option("--imgsz", type=int, help="YOLO inference size. [segmenter.imgsz]")
@@ -27,7 +28,7 @@ from mtdepth.stages.options import comma_list
 @click.option("--overwrite", is_flag=True, help="Rebuild a store made from another frame selection or size.")
 @click.option("--repair", is_flag=True, help="Also decode every committed shard and rewrite those that fail "
               "(missing or truncated shards are always rewritten).")
-def segment(params_file, data, store, weights, keep_prob, mask_sources, split, imgsz, batch, device, scheduler,
+def segment(params_file, data, store, weights, keep_prob, pattern, mask_sources, split, imgsz, batch, device, scheduler,
             workers, overwrite, repair):
     """Run the frozen YOLO11-seg over every frame and cache everything stage two reads."""
     from mtdepth.cache.stage_one import build
@@ -36,7 +37,7 @@ def segment(params_file, data, store, weights, keep_prob, mask_sources, split, i
     params = load_params(params_file)
     params = override(params, "data", root=data)
     params = override(params, "store", path=store, mask_sources=comma_list(mask_sources), split=split)
-    params = override(params, "sparse", keep_prob=keep_prob)
+    params = override(params, "sparse", keep_prob=keep_prob, pattern=pattern)
     params = override(params, "segmenter", weights=weights, imgsz=imgsz, batch=batch, device=device)
     d = params.data
     refs = index_frames(d.root, scenes=d.scenes, conditions=d.conditions, camera=d.camera,

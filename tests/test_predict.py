@@ -236,3 +236,26 @@ def test_gt_mask_checkpoint_needs_weights_or_none(tiny_yolo, tmp_path):
         result = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out",
                      "--no-preview", *extra)
         assert result.exit_code == 0, result.output
+
+
+def test_a_checkpoint_finds_the_shipped_segmenter_from_any_folder(tmp_path):
+    """The relative `weights/yolo11n-seg-synth.pt` a checkpoint records resolves to the shipped file, not the cwd."""
+    import subprocess
+    import sys
+
+    segmenter = {"weights": "weights/yolo11n-seg-synth.pt", "imgsz": 64, "conf": 0.25, "iou": 0.7, "classes": []}
+    checkpoint = make_checkpoint(tmp_path / "yolo.pt", mask_source="yolo", segmenter=segmenter)
+    write_frame(tmp_path / "in", "a", 40, 70)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "mtdepth.cli", "predict", "--checkpoint", str(checkpoint), "--input",
+                           str(tmp_path / "in"), "--out", "out", "--no-preview", "--device", "cpu"],
+                          cwd=elsewhere, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "masks yolo" in done.stdout and kitti_io.read_depth_png(elsewhere / "out" / "a.png").shape == (40, 70)
+    segmenter["weights"] = "weights/none.pt"  # a relative name shipped nowhere is still one clear line
+    missing = make_checkpoint(tmp_path / "missing.pt", mask_source="yolo", segmenter=segmenter)
+    done = subprocess.run([sys.executable, "-m", "mtdepth.cli", "predict", "--checkpoint", str(missing), "--input",
+                           str(tmp_path / "in"), "--out", "out"], cwd=elsewhere, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.strip().endswith("weights/none.pt: weights file not found "
+                                                                 "(segmenter.weights / --weights)")

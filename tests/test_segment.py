@@ -16,9 +16,11 @@ import yaml
 from click.testing import CliRunner
 
 from mtdepth.cache.dataset import CachedDepthDataset
+from mtdepth.cache.requirements import required_provenance
 from mtdepth.cache.store import open_store
 from mtdepth.cli import cli
 from mtdepth.errors import MtDepthError
+from mtdepth.params import params_from_dict
 from mtdepth.pipeline import segmenter as segmenter_module
 from mtdepth.pipeline.masks import foreground
 from mtdepth.pipeline.segmenter import import_ultralytics
@@ -124,6 +126,29 @@ def test_only_changed_arrays_are_rewritten(workspace, tmp_path, yolo_calls):
     assert {n for n in second if second[n] != third[n]} == {"mask/yolo"} and sum(yolo_calls) == 12
 
 
+def test_a_pattern_change_rewrites_sparse_only(workspace, tmp_path, yolo_calls):
+    store = tmp_path / "s.zarr"
+    assert run(workspace, "--store", str(store)).exit_code == 0
+    first, uniform = fingerprints(store), open_store(str(store)).array("sparse")[:]
+    yolo_calls.clear()
+    for pattern in ("lidar", "mixed"):
+        result = run(workspace, "--store", str(store), "--pattern", pattern)
+        assert result.exit_code == 0, result.output
+        assert "wrote sparse;" in result.output and yolo_calls == []  # never reruns YOLO
+        second = fingerprints(store)
+        assert {n for n in first if first[n] != second[n]} == {"sparse"}
+        reader = open_store(str(store))
+        assert reader.provenance("sparse")["pattern"] == pattern and "intrinsics" in reader.provenance("sparse")
+        sparse, depth = reader.array("sparse")[:], reader.array("depth")[:]
+        assert not np.array_equal(sparse, uniform) and (sparse > 0).any()
+        assert np.all(depth[sparse > 0] > 0)  # samples only where the depth is valid
+        info = CliRunner().invoke(cli, ["cache", "info", str(store)])
+        realised = f"density {np.count_nonzero(sparse) / sparse.size:.2%} of pixels"
+        assert info.exit_code == 0 and realised in info.output and f"(pattern {pattern})" in info.output
+    assert run(workspace, "--store", str(store), "--pattern", "uniform").exit_code == 0
+    assert np.array_equal(open_store(str(store)).array("sparse")[:], uniform)  # back to the same samples
+
+
 def test_a_store_made_with_other_params_is_refused_by_readers(workspace, tmp_path):
     store = tmp_path / "s.zarr"
     assert run(workspace, "--store", str(store), "--mask-sources", "gt").exit_code == 0
@@ -133,6 +158,9 @@ def test_a_store_made_with_other_params_is_refused_by_readers(workspace, tmp_pat
         CachedDepthDataset(str(store), split="train", mask_source="gt", required={"sparse": wanted})
     with pytest.raises(MtDepthError, match="yolo"):
         CachedDepthDataset(str(store), split="train", mask_source="yolo")
+    lidar = required_provenance(reader, params_from_dict({"sparse": {"pattern": "lidar"}}), ["sparse"])
+    with pytest.raises(MtDepthError, match=r"array 'sparse' was made with .*pattern=uniform, params say lidar"):
+        CachedDepthDataset(str(store), split="train", mask_source="gt", required=lidar)
 
 
 def _kill_when(store: Path, process: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -176,6 +204,7 @@ def test_kill_mid_write_then_resume_equals_an_uninterrupted_run(workspace, tmp_p
         (["--weights", "{ws}/detect.pt"], "detect.pt: model task is 'detect', not a segmentation model"),
         (["--mask-sources", "yolo,depthanything"], "store.mask_sources must be a subset"),
         (["--keep-prob", "0"], "sparse.keep_prob must be in (0, 1]"),
+        (["--pattern", "radar"], "sparse.pattern must be 'uniform', 'keypoints', 'lidar' or 'mixed'"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_the_store_intact(workspace, tmp_path, args, fragment):
