@@ -11,7 +11,9 @@ and only rank 0 writes checkpoints and logs. Layout of `--out DIR`:
 Resume modes: "never" (a fresh run; refuses a DIR holding one), "always" (--resume: continue the
 run in DIR, refusing other params), "compatible" (--resume-if-compatible, what dvc.yaml uses on
 its persisted run folders: continue an unfinished run of exactly these params and store, keep a
-finished one, otherwise start afresh over it).
+finished one, otherwise start afresh over it). A resume reads last.pt, or best.pt when last.pt is
+unreadable, and rewrites DIR/live from that checkpoint's history. One process writes DIR at a
+time: it holds `DIR.lock` beside it (cache/lock.py) and first removes what a killed writer left.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import math
 import os
 import shutil
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +31,20 @@ import torch.distributed as dist
 
 from mtdepth.cache.dataset import CachedDepthDataset, check_mask_source
 from mtdepth.cache.fingerprint import canonical, describe_differences
+from mtdepth.cache.lock import folder_writer
 from mtdepth.cache.requirements import arrays_for, required_provenance
 from mtdepth.cache.sampling import rank_loaders
 from mtdepth.cache.store import open_store
 from mtdepth.errors import MtDepthError
+from mtdepth.halt import halt
 from mtdepth.params import Params, to_dict
-from mtdepth.pipeline.checkpoint import (CheckpointInfo, checkpoint_state, model_from_state, read_checkpoint,
+from mtdepth.pipeline.checkpoint import (CheckpointInfo, checkpoint_state, model_from_state, read_resumable,
                                          save_checkpoint)
+from mtdepth.pipeline.files import remove_debris, writing
 from mtdepth.pipeline.losses import MultiTaskLoss
 from mtdepth.pipeline.metrics import rmse_mae_mm
 from mtdepth.pipeline.models import DepthCompletionNet, build_model
+from mtdepth.pipeline.run_log import log_epoch, open_log, repair_log
 from mtdepth.pipeline.training import EpochStats, NonFiniteLoss, StepSettings, Trainer, evaluate_sums, steps_per_epoch
 
 LAST, BEST, LIVE = "last.pt", "best.pt", "live"
@@ -188,7 +195,7 @@ def compatible_state(out: Path, params: Params, data: Data, echo: Callable[[str]
     if not (out / LAST).is_file():
         return None
     try:
-        state = read_checkpoint(out / LAST)
+        state = read_resumable(out / LAST, out / BEST, echo)
         check_resume(state, params, data, out / LAST)
         if state["params"]["train"]["epochs"] != params.train.epochs:
             raise MtDepthError(f"{out / LAST}: cannot resume, it was planned for {state['params']['train']['epochs']}"
@@ -224,8 +231,9 @@ def run(params: Params, store: str, out: Path, resume: str,
         progress: Callable[..., object], echo: Callable[[str], None]) -> dict:
     """Train as params say from `store` into `out`; returns the last epoch's metrics and paths."""
     ranks, device = start_distributed(params.train.device)
-    try:
-        return _run(params, store, out, resume, progress, echo, ranks, device)
+    try:  # one writer per run folder: rank 0 holds `<out>.lock` for the whole run
+        with folder_writer(out, f"run folder {out}") if ranks.is_main else nullcontext():
+            return _run(params, store, out, resume, progress, echo, ranks, device)
     finally:
         if ranks.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -233,10 +241,12 @@ def run(params: Params, store: str, out: Path, resume: str,
 
 def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch.device) -> dict:
     check_out(out, resume)
+    if ranks.is_main:
+        remove_debris(out)  # temporaries of a killed writer (this process holds the run folder's lock)
     data = open_data(params, store)
     state = None
     if resume == "always":
-        state = read_checkpoint(out / LAST)
+        state = read_resumable(out / LAST, out / BEST, echo)
         check_resume(state, params, data, out / LAST)
     elif resume == "compatible":
         state = compatible_state(out, params, data, echo) if ranks.is_main else None
@@ -244,6 +254,8 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
             state = _broadcast_state(state, out, ranks)
         if state is not None and state["epoch"] >= params.train.epochs:
             echo(f"train: {out / LAST} has finished its {state['epoch']} epochs; nothing to train")
+            with writing(out / LIVE):
+                repair_log(out / LIVE, _logged_params(params), state["history"])
             return {"metrics": state["history"][-1] if state["history"] else {},
                     "best_val_rmse_mm": state["best_val_rmse_mm"], "best_epoch": state["best_epoch"], "out": str(out)}
         resume = "always" if state is not None else "never"
@@ -279,8 +291,9 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
         trainer.model = torch.compile(wrapped, dynamic=False)  # static shapes: one size per run
     live = None
     if ranks.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        live = _open_live(out, resume == "always", params)
+        with writing(out):
+            out.mkdir(parents=True, exist_ok=True)
+            live = open_log(out / LIVE, _logged_params(params), history)  # the checkpoint's epochs, no others
         echo(f"train: {params.train.model} (mask {data.train.mask_source}) on {len(data.train)} train / "
              f"{len(data.val)} val frames {data.height}x{data.width}, {ranks.world} process(es) on {device}, "
              f"{settings.precision}{' channels_last' if settings.channels_last else ''}"
@@ -310,7 +323,10 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
             if improved:
                 best = (rmse, epoch + 1)
             if ranks.is_main:
-                _log_live(live, metrics, epoch)
+                halt("train.log")
+                with writing(out / LIVE):
+                    log_epoch(live, metrics)
+                halt("train.checkpoint")
                 info = CheckpointInfo(model.config, data.train.mask_source, data.height, data.width,
                                       params.data.max_depth, str(store), data.provenance, _segmenter(params, data),
                                       epoch + 1, best[0])
@@ -319,7 +335,9 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
                                          history=history, best_epoch=best[1], params=to_dict(params))
                 if improved:
                     save_checkpoint(out / BEST, saved)
+                halt("train.last")
                 save_checkpoint(out / LAST, saved)
+                halt("train.epoch")
                 echo(_epoch_line(metrics, t.epochs))
     finally:
         if live is not None:
@@ -333,7 +351,7 @@ def _broadcast_state(state: dict | None, out: Path, ranks: Ranks) -> dict | None
     dist.broadcast_object_list(decision, src=0)
     if ranks.is_main or not decision[0]:
         return state
-    return read_checkpoint(out / LAST)
+    return read_resumable(out / LAST, out / BEST, lambda line: None)
 
 
 def _segmenter(params: Params, data: Data) -> dict | None:
@@ -350,18 +368,5 @@ def _epoch_line(m: dict, epochs: int) -> str:
             f"data wait {100 * m['data_wait_fraction']:.1f}%; {m['epoch_seconds']:.1f} s")
 
 
-def _open_live(out: Path, resume: bool, params: Params):
-    from dvclive import Live
-
-    live = Live(dir=str(out / LIVE), resume=resume, save_dvc_exp=False, dvcyaml=None)
-    if not resume:
-        live.log_params({k: v for k, v in to_dict(params).items() if k in ("seed", *RESUME_KEYS)})
-    return live
-
-
-def _log_live(live, metrics: dict, epoch: int) -> None:
-    live.step = epoch
-    for key, value in metrics.items():
-        if key != "epoch":
-            live.log_metric(key, value)
-    live.next_step()
+def _logged_params(params: Params) -> dict:
+    return {k: v for k, v in to_dict(params).items() if k in ("seed", *RESUME_KEYS)}
