@@ -21,7 +21,8 @@ def halt(point: str) -> None:
     spec = os.environ.get(VARIABLE)
     if not spec or spec.split(":")[0] != point:
         return
-    _, count, name = (spec.split(":") + ["1", "KILL"])[:3]
+    parts = spec.split(":")
+    count, name = (parts[1:2] or ["1"])[0], (parts[2:3] or ["KILL"])[0]
     _reached[point] = _reached.get(point, 0) + 1
     if _reached[point] == int(count):
         os.kill(os.getpid(), getattr(signal, f"SIG{name}"))

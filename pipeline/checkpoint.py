@@ -115,7 +115,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def read_resumable(last: Path, fallback: Path, echo: Callable[[str], None]) -> dict:
     """The checkpoint at `last` or, when that one is unreadable (truncated, corrupt), the training
     checkpoint at `fallback` (best.pt: the whole training state of its epoch, from which training is
-    deterministic), saying so through `echo`; `last`'s error if neither reads."""
+    deterministic), copied over `last` and announced through `echo`; `last`'s error if neither reads."""
     try:
         return read_checkpoint(last)
     except MtDepthError as exc:
@@ -125,7 +125,8 @@ def read_resumable(last: Path, fallback: Path, echo: Callable[[str], None]) -> d
             raise exc from None
         if "optimizer" not in state:
             raise exc from None
-        echo(f"train: {exc}; resuming from {fallback} (epoch {state['epoch']}) instead")
+        echo(f"train: {exc}; resuming from {fallback} (epoch {state['epoch']}), copied over it")
+        atomic_write(last, lambda temporary: shutil.copyfile(fallback, temporary), durable=True)
         return state
 
 
