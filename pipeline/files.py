@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from mtdepth.errors import MtDepthError
@@ -20,12 +20,16 @@ _ADVICE = {
     errno.EACCES: "make it writable or choose another location",
     errno.EPERM: "make it writable or choose another location",
     errno.EROFS: "the file system is read-only; choose another location",
-    errno.ENOSPC: "the disk is full; free space and rerun (the run resumes where it stopped)",
-    errno.EDQUOT: "the disk quota is exhausted; free space and rerun (the run resumes where it stopped)",
+    errno.ENOSPC: "the disk is full; free space and rerun (segment and train resume where they stopped)",
+    errno.EDQUOT: "the disk quota is exhausted; free space and rerun (segment and train resume where they stopped)",
     errno.EFBIG: "the file is larger than this process may write (ulimit -f); raise the limit and rerun",
     errno.ENOTDIR: "a part of the path is a file; choose another location",
     errno.EISDIR: "a folder is in the way; choose another location",
 }
+
+
+class WriteError(MtDepthError):
+    """An output cannot be written (read-only, full disk, ...): the command stops rather than go on."""
 
 
 def describe(exc: OSError) -> str:
@@ -33,9 +37,9 @@ def describe(exc: OSError) -> str:
     return f"{exc.strerror or exc or type(exc).__name__}; {_ADVICE.get(exc.errno, 'check the path and rerun')}"
 
 
-def filesystem_error(exc: OSError, fallback: str) -> MtDepthError:
+def filesystem_error(exc: OSError, fallback: str) -> WriteError:
     """One line for an OSError met writing: the path (or `fallback`), the reason, what to do."""
-    return MtDepthError(f"{exc.filename or fallback}: {describe(exc)}")
+    return WriteError(f"{exc.filename or fallback}: {describe(exc)}")
 
 
 @contextmanager
@@ -44,7 +48,7 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise MtDepthError(f"{path}: {describe(exc)}") from None
+        raise WriteError(f"{path}: {describe(exc)}") from None
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], durable: bool = False) -> None:
@@ -64,7 +68,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], durable
             halt("atomic_write.rename")
             os.replace(temporary, path)
     finally:
-        temporary.unlink(missing_ok=True)
+        with suppress(OSError):  # on a read-only file system even removing a missing file fails
+            temporary.unlink(missing_ok=True)
 
 
 def remove_debris(folder: Path) -> list[Path]:

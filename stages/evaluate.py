@@ -35,6 +35,7 @@ from mtdepth.params import Params, load_params, override
 from mtdepth.pipeline.baselines import BASELINES, IPBasicConfig, baseline
 from mtdepth.pipeline.checkpoint import model_from_checkpoint
 from mtdepth.pipeline.evaluation import AVERAGES, REGION_CODES, EvalSettings, Evaluation, evaluate_batches
+from mtdepth.pipeline.files import writing
 from mtdepth.pipeline.panels import PanelFrame, PanelStyle, render_panel
 from mtdepth.pipeline.segmenter import resolve_device
 from mtdepth.stages.progress import progress_bar
@@ -179,12 +180,13 @@ def _origin(frames, row: int) -> dict:
 def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
     """Build the output folder beside `out`, then swap it in (synth's two renames; what a killed
     run left is cleaned up or put back first): never half-written."""
-    recover(out)
     partial = out.with_name(f"{out.name}.{PARTIAL}-{os.getpid()}")
-    partial.mkdir(parents=True)
     try:
-        write(partial)
-        swap_in(partial, out)
+        with writing(out):  # read-only, full disk, ...: one line naming `out`, the old folder kept
+            recover(out)
+            partial.mkdir(parents=True)
+            write(partial)
+            swap_in(partial, out)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline import kitti_io
-from mtdepth.pipeline.files import atomic_write
+from mtdepth.pipeline.files import WriteError, atomic_write
 from mtdepth.stages.progress import progress_bar
 
 COLOUR_MAP = "turbo_r"  # near red, far blue
@@ -124,7 +124,7 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
     failures: dict[str, str] = {}
 
     def fail(name: str, exc: MtDepthError) -> None:
-        if len(pairs) == 1:
+        if len(pairs) == 1 or isinstance(exc, WriteError):  # one frame, or an output folder that takes no file
             raise exc  # one frame: its error is the one line
         failures[name] = str(exc)
         bar.write(f"mtdepth: error: {exc}", file=click.get_text_stream("stderr"))
