@@ -104,17 +104,27 @@ def _segmenter(net, mask_source, weights, batch, device):
 @click.option("--preview/--no-preview", default=True, show_default=True, help="Write NAME_preview.png.")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per batch (segmenter and net).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda:0 ...")
+@click.option("--tile", type=int, help="Frames larger than a tile plus its margins are completed in tiles of this "
+              "side, in pixels (a multiple of 16; bounds memory). [512]")
+@click.option("--tile-margin", type=int, help="Context around each tile, in pixels (a multiple of 16). [96]")
 def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weights, keep_sparse, npy, ply,
-            fx, fy, cx, cy, preview, batch, device):
+            fx, fy, cx, cy, preview, batch, device, tile, tile_margin):
     """Complete sparse depth for your own frames; writes KITTI depth PNGs at each input's size."""
-    from mtdepth.pipeline.inference import complete, frame_from_files, load_net
+    from mtdepth.pipeline.inference import TILING, complete, frame_from_files, load_net
+    from mtdepth.pipeline.tiling import Tiling
     from mtdepth.pipeline.pointcloud import back_project, write_ply
 
     if (input_dir is None) == (image is None and sparse is None) or (image is None) != (sparse is None):
         raise MtDepthError("--input: give a folder with --input, or one pair with --image and --sparse")
+    if input_dir is not None:
+        kitti_io.check_out_outside(out, input_dir)
+    try:
+        tiling = Tiling(TILING.tile if tile is None else tile, TILING.margin if tile_margin is None else tile_margin)
+    except ValueError as exc:
+        raise MtDepthError(f"--tile/--tile-margin: {exc}") from None
     pairs = kitti_io.discover((input_dir,) if input_dir else (image, sparse))
     intrinsics = _intrinsics_for(pairs, (fx, fy, cx, cy)) if ply else {}
-    net = load_net(checkpoint, device)
+    net = load_net(checkpoint, device, tiling)
     segmenter = _segmenter(net, mask_source, weights, batch, device)
     max_depth = net.info.max_depth
     try:
