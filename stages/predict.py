@@ -6,7 +6,9 @@ Writes, per frame NAME, each file atomically (temporary file, then rename):
     OUT/NAME.npy           float32 metres (--npy)
     OUT/NAME.ply           coloured point cloud (--ply)
 A bad file is reported by name and the other frames still complete; the command then exits 2
-listing the frames that failed.
+listing the frames that failed. An output that cannot be written (read-only, full disk) stops the
+command at once, in one line. Frames larger than a tile are completed in overlapping tiles
+(--tile, --tile-margin; pipeline/tiling.py), which bounds the net's memory at any frame size.
 """
 
 from __future__ import annotations
