@@ -116,8 +116,8 @@ def _frame_context(forward, inputs: dict[str, torch.Tensor], tiles, attention: t
             hook.remove()
     area = rows.sum(1)[:, None] * cols.sum(1)[None, :]
     features, mask = (s / area.to(s) for s in sums)
-    with torch.inference_mode():
-        return attention(features.to(next(attention.parameters()).dtype), mask).float()  # pooling a grid onto itself is the identity
+    with torch.inference_mode():  # the module pools a grid onto itself (the identity) and attends
+        return attention(features.to(next(attention.parameters()).dtype), mask).float()
 
 
 def _bins(size: int, cells: int) -> torch.Tensor:

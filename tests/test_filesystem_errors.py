@@ -46,7 +46,8 @@ def inputs(tmp_path_factory) -> Path:
     for name in ("a", "b"):
         (root / "kitti" / "image").mkdir(parents=True, exist_ok=True)
         (root / "kitti" / "sparse").mkdir(exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (40, 72, 3), dtype=np.uint8)).save(root / "kitti" / "image" / f"{name}.png")
+        image = Image.fromarray(rng.integers(0, 256, (40, 72, 3), dtype=np.uint8))
+        image.save(root / "kitti" / "image" / f"{name}.png")
         kitti_io.write_depth_png(root / "kitti" / "sparse" / f"{name}.png",
                                  (rng.random((40, 72)) < 0.05) * rng.uniform(1, 70, (40, 72)))
     cli_ok("predict", "--checkpoint", checkpoint, "--input", root / "kitti", "--out", prior / "predict" / "out",

@@ -128,4 +128,5 @@ def test_an_output_folder_inside_the_input_folder_is_refused(varied, frame, insi
 def test_bad_tile_sizes_are_one_line(varied, frame, tmp_path):
     root, _ = frame
     result = run("predict", "--checkpoint", varied, "--input", root, "--out", tmp_path / "o", "--tile", 30)
-    assert result.exit_code == 2 and "--tile/--tile-margin: tile (30) must be a positive multiple of 16" in result.stderr
+    assert result.exit_code == 2
+    assert "--tile/--tile-margin: tile (30) must be a positive multiple of 16" in result.stderr

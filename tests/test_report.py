@@ -118,7 +118,8 @@ def _swap_for_a_file(folder: Path) -> None:
     (lambda root: _set(root / "eval" / "unet" / "metrics.json", ("pooled", "final", "all", "rmse_mm"), "3000"),
      "metrics.json: not a metrics.json written by `mtdepth evaluate` (pooled.final.all.rmse_mm is '3000'"),
     (lambda root: _set(root / "eval" / "unet" / "metrics.json", ("frames",), "7"), "('frames' is '7', not a number)"),
-    (lambda root: _set(root / "eval" / "unet" / "metrics.json", ("pooled", "final", "object"), 5), "no pooled.final.object"),
+    (lambda root: _set(root / "eval" / "unet" / "metrics.json", ("pooled", "final", "object"), 5),
+     "no pooled.final.object"),
     (lambda root: _swap_for_a_file(root / "eval" / "unet"), "unet: not a folder (each EVAL is"),
     (lambda root: (root / "train" / "unet" / "live" / "plots" / "metrics" / "val" / "final_rmse_mm.tsv").write_text(
         "garbage\nrows\n"), "final_rmse_mm.tsv: not a dvclive log of `mtdepth train` (KeyError"),
