@@ -1,7 +1,8 @@
 """A test hook for kill tests: `MTDEPTH_HALT=POINT[:N[:SIGNAL]]` makes this process send itself SIGNAL
 (KILL by default; STOP freezes it) the N-th time (1 by default) it reaches `halt(POINT)`.
 
-Points: "train.log" (before an epoch's log row), "train.checkpoint" (after the row, before
+Points: "train.log" (before an epoch's log row), "run_log.metric" (after each metric of a row),
+"train.checkpoint" (after the row, before
 best.pt/last.pt), "train.last" (after best.pt, before last.pt), "train.epoch" (after last.pt),
 "atomic_write.rename" (a temporary file written, not yet renamed over its target).
 Unset (always, outside tests), a halt costs one environment lookup.

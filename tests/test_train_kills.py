@@ -1,7 +1,7 @@
 """A real `mtdepth train` SIGKILLed at chosen moments, then resumed; two writers into one run folder.
 
 The kill points are named in the code (mtdepth/halt.py: MTDEPTH_HALT=POINT:N makes the child
-SIGKILL itself the N-th time it reaches POINT): before an epoch's log row, after it and before
+SIGKILL itself the N-th time it reaches POINT): before an epoch's log row, inside it, after it and before
 the checkpoints, inside a checkpoint write (temporary written, not renamed), between best.pt and
 last.pt, and after last.pt. After each kill a resume must end with the uninterrupted run's
 weights, optimizer state and logged curves (every point once), and no debris.
@@ -96,6 +96,18 @@ def test_kill_then_resume_equals_an_uninterrupted_run(workspace, tmp_path, point
     assert_same_state(workspace / "reference" / "last.pt", out / "last.pt")
     assert curves(out) == curves(workspace / "reference")  # every epoch once, the same values
     assert_no_debris(out)
+
+
+@pytest.mark.parametrize("resume", ["--resume", "--resume-if-compatible"])
+def test_kill_inside_a_log_row_then_resume(workspace, tmp_path, resume):
+    params, out = workspace / "params.yaml", tmp_path / "run"
+    per_epoch = len(read_checkpoint(workspace / "reference" / "last.pt")["history"][0]) - 1  # metrics in a row
+    killed = train(params, out, halt=f"run_log.metric:{per_epoch + per_epoch // 2}")  # half of epoch 2's row
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    result = train(params, out, resume)
+    assert result.returncode == 0, result.stderr
+    assert_same_state(workspace / "reference" / "last.pt", out / "last.pt")
+    assert curves(out) == curves(workspace / "reference")
 
 
 @pytest.mark.parametrize("resume", ["--resume", "--resume-if-compatible"])
