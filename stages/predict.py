@@ -113,8 +113,8 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
             fx, fy, cx, cy, preview, batch, device, tile, tile_margin):
     """Complete sparse depth for your own frames; writes KITTI depth PNGs at each input's size."""
     from mtdepth.pipeline.inference import TILING, complete, frame_from_files, load_net
-    from mtdepth.pipeline.tiling import Tiling
     from mtdepth.pipeline.pointcloud import back_project, write_ply
+    from mtdepth.pipeline.tiling import Tiling
 
     if (input_dir is None) == (image is None and sparse is None) or (image is None) != (sparse is None):
         raise MtDepthError("--input: give a folder with --input, or one pair with --image and --sparse")
@@ -136,8 +136,8 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
     failures: dict[str, str] = {}
 
     def fail(name: str, exc: MtDepthError) -> None:
-        if len(pairs) == 1 or isinstance(exc, WriteError):  # one frame, or an output folder that takes no file
-            raise exc  # one frame: its error is the one line
+        if len(pairs) == 1 or isinstance(exc, WriteError):  # one frame, or an --out that takes no file:
+            raise exc  # its error is the one line
         failures[name] = str(exc)
         bar.write(f"mtdepth: error: {exc}", file=click.get_text_stream("stderr"))
 
