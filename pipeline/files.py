@@ -34,7 +34,8 @@ class WriteError(MtDepthError):
 
 def describe(exc: OSError) -> str:
     """'reason; what to do' for an OSError."""
-    return f"{exc.strerror or exc or type(exc).__name__}; {_ADVICE.get(exc.errno, 'check the path and rerun')}"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason}; {_ADVICE.get(exc.errno, 'check the path and rerun')}"
 
 
 def filesystem_error(exc: OSError, fallback: str) -> WriteError:
