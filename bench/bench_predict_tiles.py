@@ -1,11 +1,12 @@
 """Peak memory and time of `mtdepth predict` at KITTI size and at 12 megapixels, and how far tiles move the output.
 
-    OMP_NUM_THREADS=1 python -m bench.bench_predict_tiles [--big 3000x4000] [--out /tmp/bench-tiles]
+    OMP_NUM_THREADS=1 python -m bench.bench_predict_tiles [--big 3000x4000] [--out /tmp/bench-tiles] [--onnx]
 
 The net is params.yaml's MT-Depth, freshly initialised and saved with save_checkpoint; its output
 convolutions are redrawn (N(0, 0.1)) so that its depth varies over the frame (an untrained net's is flat
 and would hide any tiling difference). Masks: none (no segmenter). Each predict is a subprocess under
-/usr/bin/time -v (peak RSS of the whole command, wall time), one at a time.
+/usr/bin/time -v (peak RSS of the whole command, wall time), one at a time. --onnx runs the same
+through the net's `mtdepth export` and onnxruntime (whose tiles attend to themselves alone).
 """
 
 from __future__ import annotations
@@ -81,9 +82,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--big", default="3000x4000", help="HEIGHTxWIDTH of the large frame")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-tiles"))
+    parser.add_argument("--onnx", action="store_true", help="predict through the ONNX export")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint(args.out / "net.pt")
+    if args.onnx:
+        subprocess.run([sys.executable, "-m", "mtdepth.cli", "export", "--checkpoint", str(ckpt), "--out",
+                        str(args.out / "net.onnx")], check=True, capture_output=True)
+        ckpt = args.out / "net.onnx"
     kitti = frame(args.out, *KITTI)
     whole_side = str(-(-max(KITTI) // 16) * 16)
     rows = [("375x1242 untiled", *predict(ckpt, kitti, args.out / "whole", "--tile", whole_side, "--tile-margin", "0")),
@@ -92,7 +98,8 @@ def main() -> None:
     difference, seams = np.abs(tiles - whole), seam_mask(*KITTI)
     big = tuple(int(v) for v in args.big.split("x"))
     rows.append((f"{args.big} tiled", *predict(ckpt, frame(args.out, *big), args.out / "big")))
-    print(f"tiling: {TILING.tile} px tiles, {TILING.margin} px margins; OMP_NUM_THREADS=1, CPU, masks none")
+    print(f"tiling: {TILING.tile} px tiles, {TILING.margin} px margins; OMP_NUM_THREADS=1, CPU, masks none, "
+          f"{'onnxruntime' if args.onnx else 'torch'}")
     for label, rss, seconds in rows:
         pixels = (big[0] * big[1] if label.startswith(args.big) else KITTI[0] * KITTI[1]) / 1e6
         print(f"{label:>20}: peak RSS {rss:.2f} GiB, {seconds:.1f} s ({seconds / pixels:.1f} s/MP)")
