@@ -14,7 +14,6 @@ and what to do.
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
 from mtdepth.errors import MtDepthError
+from mtdepth.pipeline.files import filesystem_error  # noqa: F401  (re-exported; its home is pipeline/files.py)
 
 LOCAL_PROTOCOLS = (None, "file", "local")
 ROOT_METADATA = "zarr.json"
@@ -97,24 +97,6 @@ def _file_above(path: Path) -> Path | None:
         if parent.exists():
             return None if parent.is_dir() else parent
     return None
-
-
-_ADVICE = {
-    errno.EACCES: "make it writable or choose another location",
-    errno.EPERM: "make it writable or choose another location",
-    errno.EROFS: "the file system is read-only; choose another location",
-    errno.ENOSPC: "the disk is full; free space and rerun (the run resumes where it stopped)",
-    errno.EDQUOT: "the disk quota is exhausted; free space and rerun (the run resumes where it stopped)",
-    errno.ENOTDIR: "a part of the path is a file; choose another location",
-}
-
-
-def filesystem_error(exc: OSError, fallback: str) -> MtDepthError:
-    """One line for an OSError met writing: the path (or `fallback`), the reason, what to do."""
-    where = exc.filename or fallback
-    reason = exc.strerror or type(exc).__name__
-    advice = _ADVICE.get(exc.errno, "check the path and rerun")
-    return MtDepthError(f"{where}: {reason}; {advice}")
 
 
 def delete_key(store: Store, key: str) -> None:

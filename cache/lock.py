@@ -1,8 +1,9 @@
-"""One writer per store: an advisory lock on a file beside a local store, `<store>.lock`.
+"""One writer per store (and per run folder): an advisory lock on a file beside it, `<store>.lock`.
 
 The writer holds `fcntl.flock` on the file for as long as it writes and records its pid,
 host and start time in it, so a refused second writer can name the holder. The kernel
 drops the lock when the holder dies, so a killed writer never leaves a lock that blocks.
+`folder_writer` guards any local output folder the same way (`mtdepth train`'s run folders).
 Within one process the lock is re-entrant (a count per lock file). Stores at fsspec URLs
 (object stores, memory://) are not locked: nothing portable offers an exclusive create.
 """
@@ -14,6 +15,8 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mtdepth.cache.location import Location, filesystem_error
@@ -40,14 +43,14 @@ def _holder(fd: int) -> str:
         return "another process"
 
 
-def _try_lock(path: Path, url: str) -> int:
+def _try_lock(path: Path, label: str) -> int:
     """A descriptor of `path` holding its exclusive lock; MtDepthError while someone else holds it."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            _refuse(fd, path, url)
+            _refuse(fd, path, label)
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -57,17 +60,45 @@ def _try_lock(path: Path, url: str) -> int:
         os.close(fd)
 
 
-def _refuse(fd: int, path: Path, url: str) -> None:
+def _refuse(fd: int, path: Path, label: str) -> None:
     holder = _holder(fd)
     os.close(fd)
-    raise MtDepthError(f"store {url}: another writer holds it ({holder}; lock file {path}); wait for it to finish")
+    raise MtDepthError(f"{label}: another writer holds it ({holder}; lock file {path}); wait for it to finish")
 
 
 def acquire(location: Location) -> None:
     """Take the store's writer lock; MtDepthError naming the holder if another process has it."""
     path = lock_path(location)
-    if path is None:
-        return
+    if path is not None:
+        acquire_path(path, f"store {location.url}")
+
+
+def release(location: Location) -> None:
+    """Give the store's lock back (the last release in this process removes the lock file)."""
+    path = lock_path(location)
+    if path is not None:
+        release_path(path)
+
+
+def folder_lock_path(folder: Path) -> Path:
+    """The lock file of a local output folder (a run folder): `<folder>.lock` beside it."""
+    folder = folder.absolute()
+    return folder.with_name(folder.name + LOCK_SUFFIX)
+
+
+@contextmanager
+def folder_writer(folder: Path, label: str) -> Iterator[None]:
+    """Hold `folder`'s writer lock for the block; MtDepthError naming the holder if another process has it."""
+    path = folder_lock_path(folder)
+    acquire_path(path, label)
+    try:
+        yield
+    finally:
+        release_path(path)
+
+
+def acquire_path(path: Path, label: str) -> None:
+    """Take the lock of lock file `path` (re-entrant in a process); `label` names what it guards in a refusal."""
     key = str(path)
     if key in _held:
         fd, count = _held[key]
@@ -75,7 +106,7 @@ def acquire(location: Location) -> None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = _try_lock(path, location.url)
+        fd = _try_lock(path, label)
         since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode()
         os.ftruncate(fd, 0)
@@ -85,14 +116,14 @@ def acquire(location: Location) -> None:
     _held[key] = (fd, 1)
 
 
-def release(location: Location) -> None:
-    """Give the lock back (the last release in this process removes the lock file)."""
-    path = lock_path(location)
-    if path is None or str(path) not in _held:
+def release_path(path: Path) -> None:
+    """Give the lock of `path` back (the last release in this process removes the lock file)."""
+    key = str(path)
+    if key not in _held:
         return
-    fd, count = _held.pop(str(path))
+    fd, count = _held.pop(key)
     if count > 1:
-        _held[str(path)] = (fd, count - 1)
+        _held[key] = (fd, count - 1)
         return
     try:
         path.unlink()

@@ -7,7 +7,10 @@
 Resume modes: "never" (a fresh run; refuses a DIR holding one), "always" (--resume: continue the
 run in DIR, refusing other params), "compatible" (--resume-if-compatible, what dvc.yaml uses on
 its persisted run folders: continue an unfinished run of exactly these params and store, keep a
-finished one, otherwise start afresh over it).
+finished one, otherwise start afresh over it). A resume reads last.pt, or best.pt when last.pt is
+unreadable, and rewrites DIR/live from that checkpoint's history (pipeline/run_log.py). One process
+writes DIR at a time: it holds `DIR.lock` beside it (cache/lock.py) and first removes what a killed
+writer left.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from mtdepth.cache.fingerprint import canonical, describe_differences
 from mtdepth.cache.requirements import Data
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Params, to_dict
-from mtdepth.pipeline.checkpoint import read_checkpoint
+from mtdepth.pipeline.checkpoint import read_resumable
 
 LAST, BEST, LIVE = "last.pt", "best.pt", "live"
 RESUME_MODES = ("never", "always", "compatible")
@@ -67,7 +70,7 @@ def compatible_state(out: Path, params: Params, data: Data, echo: Callable[[str]
     if not (out / LAST).is_file():
         return None
     try:
-        state = read_checkpoint(out / LAST)
+        state = read_resumable(out / LAST, out / BEST, echo)
         check_resume(state, params, data, out / LAST)
         if state["params"]["train"]["epochs"] != params.train.epochs:
             raise MtDepthError(f"{out / LAST}: cannot resume, it was planned for {state['params']['train']['epochs']}"
@@ -81,20 +84,6 @@ def compatible_state(out: Path, params: Params, data: Data, echo: Callable[[str]
     return None
 
 
-def open_live(out: Path, resume: bool, params: Params):
-    """The run's dvclive logger (continuing its step count when resuming)."""
-    from dvclive import Live
-
-    live = Live(dir=str(out / LIVE), resume=resume, save_dvc_exp=False, dvcyaml=None)
-    if not resume:
-        live.log_params({k: v for k, v in to_dict(params).items() if k in ("seed", *RESUME_KEYS)})
-    return live
-
-
-def log_live(live, metrics: dict, epoch: int) -> None:
-    """One epoch's metrics as dvclive step `epoch`."""
-    live.step = epoch
-    for key, value in metrics.items():
-        if key != "epoch":
-            live.log_metric(key, value)
-    live.next_step()
+def logged_params(params: Params) -> dict:
+    """The params a run's dvclive log records."""
+    return {k: v for k, v in to_dict(params).items() if k in ("seed", *RESUME_KEYS)}

@@ -2,8 +2,8 @@
 
 One code path for one process and for torchrun (`RANK`/`WORLD_SIZE`/`LOCAL_RANK` set):
 each rank reads its own share of the store, validation errors are all-reduced as sums,
-and only rank 0 writes checkpoints and logs. The run folder's layout and the resume modes
-are cache/run_folder.py's; devices and DDP pipeline/distributed.py's; precision, compile
+and only rank 0 writes checkpoints and logs, holding the run folder's lock (one writer per run
+folder). The run folder's layout, the resume modes and the log repair are cache/run_folder.py's; devices and DDP pipeline/distributed.py's; precision, compile
 and the step pipeline/training.py's.
 """
 
@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
 from mtdepth.cache.requirements import Data, open_data
-from mtdepth.cache.run_folder import BEST, LAST, check_out, check_resume, compatible_state, log_live, open_live
+from mtdepth.cache.lock import folder_writer
+from mtdepth.cache.run_folder import BEST, LAST, LIVE, check_out, check_resume, compatible_state, logged_params
 from mtdepth.cache.sampling import rank_loaders
 from mtdepth.errors import MtDepthError
+from mtdepth.halt import halt
 from mtdepth.params import Params, to_dict
-from mtdepth.pipeline.checkpoint import CheckpointInfo, checkpoint_state, model_from_state, read_checkpoint, save_checkpoint
+from mtdepth.pipeline.checkpoint import CheckpointInfo, checkpoint_state, model_from_state, read_resumable, save_checkpoint
+from mtdepth.pipeline.files import remove_debris, writing
 from mtdepth.pipeline.distributed import Ranks, all_reduce, broadcast_flag, start_distributed, stop_distributed
 from mtdepth.pipeline.losses import MultiTaskLoss
 from mtdepth.pipeline.metrics import rmse_mae_mm
 from mtdepth.pipeline.models import new_model
+from mtdepth.pipeline.run_log import log_epoch, open_log, repair_log
 from mtdepth.pipeline.training import (EpochStats, NonFiniteLoss, Trainer, evaluate_sums, step_settings, steps_per_epoch,
                                        use_compile)
 
@@ -33,8 +38,9 @@ def run(params: Params, store: str, out: Path, resume: str,
         progress: Callable[..., object], echo: Callable[[str], None]) -> dict:
     """Train as params say from `store` into `out`; returns the last epoch's metrics and paths."""
     ranks, device = start_distributed(params.train.device)
-    try:
-        return _run(params, store, out, resume, progress, echo, ranks, device)
+    try:  # one writer per run folder: rank 0 holds `<out>.lock` for the whole run
+        with folder_writer(out, f"run folder {out}") if ranks.is_main else nullcontext():
+            return _run(params, store, out, resume, progress, echo, ranks, device)
     finally:
         stop_distributed(ranks)
 
@@ -43,17 +49,22 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
     t = params.train
     # -- the store and what to resume ------------------------------------------------------------------
     check_out(out, resume)
+    if ranks.is_main:
+        remove_debris(out)  # temporaries of a killed writer (this process holds the run folder's lock)
     data = open_data(params, store)
     state = None
     if resume == "always":
-        state = read_checkpoint(out / LAST)
+        state = read_resumable(out / LAST, out / BEST, echo)
         check_resume(state, params, data, out / LAST)
     elif resume == "compatible":
         state = compatible_state(out, params, data, echo) if ranks.is_main else None
         if ranks.world > 1 and broadcast_flag(state is not None) and not ranks.is_main:
-            state = read_checkpoint(out / LAST)  # rank 0 decided to resume; the others read the checkpoint
+            state = read_resumable(out / LAST, out / BEST, lambda line: None)  # rank 0 decided; the others follow
         if state is not None and state["epoch"] >= t.epochs:
             echo(f"train: {out / LAST} has finished its {state['epoch']} epochs; nothing to train")
+            if ranks.is_main:
+                with writing(out / LIVE):
+                    repair_log(out / LIVE, logged_params(params), state["history"])
             return {"metrics": state["history"][-1] if state["history"] else {},
                     "best_val_rmse_mm": state["best_val_rmse_mm"], "best_epoch": state["best_epoch"], "out": str(out)}
         resume = "always" if state is not None else "never"
@@ -90,8 +101,9 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
         trainer.model = torch.compile(wrapped, dynamic=False)  # static shapes: one size per run
     live = None
     if ranks.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        live = open_live(out, resume == "always", params)
+        with writing(out):
+            out.mkdir(parents=True, exist_ok=True)
+            live = open_log(out / LIVE, logged_params(params), history)  # the checkpoint's epochs, no others
         echo(f"train: {t.model} (mask {data.train.mask_source}) on {len(data.train)} train / "
              f"{len(data.val)} val frames {data.height}x{data.width}, {ranks.world} process(es) on {device}, "
              f"{settings.precision}{' channels_last' if settings.channels_last else ''}"
@@ -122,7 +134,10 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
             if improved:
                 best = (rmse, epoch + 1)
             if ranks.is_main:
-                log_live(live, metrics, epoch)
+                halt("train.log")
+                with writing(out / LIVE):
+                    log_epoch(live, metrics)
+                halt("train.checkpoint")
                 info = CheckpointInfo(model.config, data.train.mask_source, data.height, data.width,
                                       params.data.max_depth, str(store), data.provenance, _segmenter(params, data),
                                       epoch + 1, best[0])
@@ -131,7 +146,9 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
                                          history=history, best_epoch=best[1], params=to_dict(params))
                 if improved:
                     save_checkpoint(out / BEST, saved)
+                halt("train.last")
                 save_checkpoint(out / LAST, saved)
+                halt("train.epoch")
                 echo(_epoch_line(metrics, t.epochs))
     finally:
         if live is not None:

@@ -9,6 +9,7 @@ import click
 from mtdepth import __version__
 from mtdepth.errors import MtDepthError
 from mtdepth.log import setup_logging
+from mtdepth.pipeline.files import filesystem_error
 
 # command name -> "module:attribute"; modules are imported only when the command runs,
 # so `mtdepth --help` stays fast (no torch, no ultralytics).
@@ -48,6 +49,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except MtDepthError as exc:
             click.echo(f"mtdepth: error: {exc}", err=True)
+            ctx.exit(2)
+        except OSError as exc:  # a filesystem error no command turned into its own line: still one line
+            click.echo(f"mtdepth: error: {filesystem_error(exc, ctx.invoked_subcommand or 'mtdepth')}", err=True)
             ctx.exit(2)
         except click.exceptions.NoArgsIsHelpError:
             raise

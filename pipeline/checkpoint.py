@@ -13,16 +13,20 @@ A checkpoint is a plain dict saved with torch.save and loaded with
 
     save_checkpoint(path, state)                    temp file + fsync + rename: never half-written
     state = read_checkpoint(path)                   MtDepthError (one line) if missing, corrupt or not ours
+    state = read_resumable(last, best, echo)        last.pt, or best.pt when last.pt is unreadable
     model, info = model_from_checkpoint(path)       the network in eval mode, and what it needs
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import os
 import pickle
+import shutil
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +38,7 @@ from mtdepth.pipeline.models import DepthCompletionNet, build_model
 
 FORMAT = "mtdepth-checkpoint"
 VERSION = 1
+FULL_DISK_BYTES = 1 << 20  # a failed torch.save with less free space than this is reported as a full disk
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,18 @@ def checkpoint_state(model: DepthCompletionNet, info: CheckpointInfo, **training
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write `state` to `path` atomically: a temporary file beside it, fsync, then rename over."""
-    atomic_write(path, lambda temporary: torch.save(state, temporary), durable=True)
+    """Write `state` to `path` atomically: a temporary file beside it, fsync, then rename over.
+    A failed write (torch.save's C++ writer raises RuntimeError on a full disk) is one line naming `path`."""
+
+    def write(temporary: Path) -> None:
+        try:
+            torch.save(state, temporary)
+        except RuntimeError as exc:
+            full = shutil.disk_usage(temporary.parent).free < FULL_DISK_BYTES
+            reason = (str(exc).strip().splitlines() or ["write failed"])[0][:120]
+            raise OSError(errno.ENOSPC if full else errno.EIO, f"torch.save failed ({reason})") from None
+
+    atomic_write(path, write, durable=True)
 
 
 _UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError)
@@ -95,6 +110,24 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if state.get("version") != VERSION:
         raise MtDepthError(f"{path}: checkpoint format version {state.get('version')!r}, this mtdepth reads {VERSION}")
     return state
+
+
+def read_resumable(last: Path, fallback: Path, echo: Callable[[str], None]) -> dict:
+    """The checkpoint at `last` or, when that one is unreadable (truncated, corrupt), the training
+    checkpoint at `fallback` (best.pt: the whole training state of its epoch, from which training is
+    deterministic), copied over `last` and announced through `echo`; `last`'s error if neither reads."""
+    try:
+        return read_checkpoint(last)
+    except MtDepthError as exc:
+        try:
+            state = read_checkpoint(fallback)
+        except MtDepthError:
+            raise exc from None
+        if "optimizer" not in state:
+            raise exc from None
+        echo(f"train: {exc}; resuming from {fallback} (epoch {state['epoch']}), copied over it")
+        atomic_write(last, lambda temporary: shutil.copyfile(fallback, temporary), durable=True)
+        return state
 
 
 def checkpoint_info(state: dict) -> CheckpointInfo:

@@ -31,10 +31,12 @@ from mtdepth.pipeline.checkpoint import CheckpointInfo, model_from_checkpoint
 from mtdepth.pipeline.kitti_io import read_image, read_sparse
 from mtdepth.pipeline.device import resolve_device
 from mtdepth.pipeline.segmenter import SegmenterConfig
+from mtdepth.pipeline.tiling import Tiling, tiled
 from mtdepth.pipeline.vkitti2 import resize_area, resize_nearest
 
 MIN_DEPTH_M = 1.0 / 256  # the smallest depth a KITTI PNG stores as a measurement
 NET_PIXELS = 1 << 20  # pixels per net call (N * H * W): bounds memory, the fused features are 128 x H x W
+TILING = Tiling(tile=512, margin=96)  # frames larger than 704 px a side are completed in 512 px tiles (tiling.py)
 
 
 @dataclass
@@ -61,22 +63,43 @@ class DepthNet:
         return self._run(inputs)
 
 
-def load_net(path: Path, device: str = "auto") -> DepthNet:
-    """The net of a checkpoint (`.pt`, torch) or of an mtdepth export (`.onnx`, onnxruntime)."""
+def load_net(path: Path, device: str = "auto", tiling: Tiling = TILING) -> DepthNet:
+    """The net of a checkpoint (`.pt`, torch) or of an mtdepth export (`.onnx`, onnxruntime), completing
+    frames larger than one window of `tiling` tile by tile."""
     device = resolve_device(device)
     if path.suffix.lower() == ".onnx":
         from mtdepth.pipeline.onnx_export import read_onnx, run_session, session
 
         info = read_onnx(path)
         sess = session(path, device)
-        return DepthNet(info, lambda inputs: run_session(sess, inputs), "onnxruntime")
+
+        def run_onnx(inputs: dict[str, np.ndarray]) -> np.ndarray:
+            return run_tiles(lambda crop: torch.from_numpy(run_session(sess, {k: np.ascontiguousarray(v.numpy())
+                                                                             for k, v in crop.items()})),
+                             inputs, tiling, "cpu", None)
+        return DepthNet(info, run_onnx, "onnxruntime")
     model, info = model_from_checkpoint(path, device)
 
+    def forward(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        rgb, sparse, mask = (tensors[k] for k in ("rgb", "sparse", "mask"))
+        return model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask)["final"]
+
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        rgb, sparse, mask = (torch.from_numpy(inputs[k]).to(device) for k in ("rgb", "sparse", "mask"))
-        with torch.inference_mode():
-            return model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask)["final"].float().cpu().numpy()
+        return run_tiles(forward, inputs, tiling, device, getattr(model, "attention", None))
     return DepthNet(info, run, "torch")
+
+
+def run_tiles(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], inputs: dict[str, np.ndarray],
+              tiling: Tiling, device: str | torch.device, attention: torch.nn.Module | None) -> np.ndarray:
+    """D_final of `forward` on `inputs`: one call, or tile by tile when the frames are larger than a tile
+    (ONNX Runtime: each tile's attention sees that tile alone; torch: the whole frame's, see tiling.py)."""
+    tensors = {k: torch.from_numpy(v).to(device) for k, v in inputs.items()}
+    with torch.inference_mode():
+        if tiling.needed(*next(iter(inputs.values())).shape[-2:]):
+            depth = tiled(forward, tensors, tiling, attention)
+        else:
+            depth = forward(tensors)
+        return depth.float().cpu().numpy()
 
 
 def segmenter_config(info: CheckpointInfo, mask_source: str | None, weights: str | None, batch: int,
@@ -131,7 +154,8 @@ def complete(net: DepthNet, frames: list[Frame], size: str = "native",
     """Dense depth (H, W) float32 metres at each frame's own size, and its count of dropped far samples.
 
     `masks` maps the net-size RGB images to 0/1 masks (the segmenter); None feeds zero masks.
-    Frames that reach the net at the same size run together, up to NET_PIXELS pixels a call.
+    Frames that reach the net at the same size run together, up to NET_PIXELS pixels a call
+    (the net completes a frame larger than its tiling's window in tiles: load_net).
     """
     info = net.info
     prepared = [to_net(frame, info, size) for frame in frames]

@@ -93,6 +93,9 @@ def read_sparse(path: Path) -> np.ndarray:
         array = array[..., 0]
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
         raise MtDepthError(f"{path}: sparse .npy must be a 2-D array of metres, got {array.dtype} {array.shape}")
+    if not np.issubdtype(array.dtype, np.floating):  # integers are most likely KITTI's units (metres * 256)
+        raise MtDepthError(f"{path}: sparse .npy holds {array.dtype} values; it must be float metres (KITTI's "
+                           "16-bit units are metres * 256: divide by 256 and save as float32, or pass the 16-bit PNG)")
     metres = array.astype(np.float32)
     metres[~np.isfinite(metres)] = 0.0
     if (metres < 0).any():
@@ -184,6 +187,13 @@ def discover_folder(root: Path) -> list[Pair]:
         if name not in images:
             raise MtDepthError(f"{path}: no image {image_dir.name}/{name}.png|jpg to go with it")
     return [Pair(name, images[name], sparse[name], intrinsics.get(name)) for name in sorted(images)]
+
+
+def check_out_outside(out: Path, folder: Path) -> None:
+    """Refuse an output folder inside (or equal to) an input folder: the next run would read the outputs."""
+    if out.resolve().is_relative_to(folder.resolve()):
+        raise MtDepthError(f"{out}: --out lies inside the input folder {folder}, where the next run would take the "
+                           "outputs for inputs; choose a folder outside it")
 
 
 def discover(paths: tuple[Path, ...]) -> list[Pair]:

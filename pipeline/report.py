@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+from numbers import Real
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from mtdepth.errors import MtDepthError  # noqa: E402
 from mtdepth.pipeline import regions  # noqa: E402
 
 # (column label, region, metric) of the pooled D_final errors, as the table prints them
@@ -46,6 +48,25 @@ class Training:
         return min(range(len(self.rmse_mm)), key=self.rmse_mm.__getitem__) + 1
 
 
+def metrics_problem(metrics: object) -> str | None:
+    """What makes `metrics` no metrics.json of `mtdepth evaluate` (what the report reads of it); None if it is one."""
+    if not isinstance(metrics, dict):
+        return "not a JSON object"
+    for key, kind in (("frames", int), ("source", str), ("split", str), ("store", str)):
+        if not isinstance(metrics.get(key), kind) or isinstance(metrics.get(key), bool):
+            return f"{key!r} is {metrics.get(key)!r}, not {'a number' if kind is int else 'text'}"
+    final = metrics.get("pooled", {}).get("final") if isinstance(metrics.get("pooled"), dict) else None
+    for region in REGIONS:
+        errors = final.get(region) if isinstance(final, dict) else None
+        if not isinstance(errors, dict):
+            return f"no pooled.final.{region} errors"
+        for metric in ("rmse_mm", "mae_mm", "irmse_per_km"):
+            value = errors.get(metric)
+            if value is not None and (not isinstance(value, Real) or isinstance(value, bool)):
+                return f"pooled.final.{region}.{metric} is {value!r}, not a number"
+    return None
+
+
 def model_row(name: str, metrics: dict, training: Training | None) -> dict:
     """One flat row: the pooled D_final errors per region (mm; iRMSE 1/km), the frames scored and,
     for a trained model, its epochs, best epoch and training minutes."""
@@ -61,10 +82,19 @@ def model_row(name: str, metrics: dict, training: Training | None) -> dict:
 
 
 def read_training(run: Path) -> Training:
-    """The validation curve and training seconds of a `mtdepth train` run folder."""
-    rmse = [float(r["final_rmse_mm"]) for r in _tsv(run / CURVE)]
-    seconds = sum(float(r["epoch_seconds"]) for r in _tsv(run / EPOCH_SECONDS))
-    return Training(tuple(rmse), seconds)
+    """The validation curve and training seconds of a `mtdepth train` run folder; MtDepthError naming
+    the log file that is missing or not dvclive's."""
+    values = {}
+    for path, column in ((run / CURVE, "final_rmse_mm"), (run / EPOCH_SECONDS, "epoch_seconds")):
+        try:
+            values[column] = [float(r[column]) for r in _tsv(path)]
+        except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as exc:
+            reason = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"[:80]
+            raise MtDepthError(f"{path}: not a dvclive log of `mtdepth train` ({reason}); "
+                               f"fix or remove the run folder {run}") from None
+        if not values[column]:
+            raise MtDepthError(f"{path}: holds no epoch; fix or remove the run folder {run}")
+    return Training(tuple(values["final_rmse_mm"]), sum(values["epoch_seconds"]))
 
 
 def _tsv(path: Path) -> list[dict]:

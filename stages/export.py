@@ -16,6 +16,7 @@ def export(checkpoint, out, tolerance):
     """Export the depth network (mask as an input) to ONNX; refuse unless onnxruntime matches torch."""
     from mtdepth.errors import MtDepthError
     from mtdepth.pipeline.checkpoint import model_from_checkpoint
+    from mtdepth.pipeline.files import writing
     from mtdepth.pipeline.onnx_export import export_onnx
 
     if out.suffix.lower() != ".onnx":
@@ -23,7 +24,8 @@ def export(checkpoint, out, tolerance):
     if not out.parent.is_dir():
         raise MtDepthError(f"{out.parent}: folder not found (--out)")
     model, info = model_from_checkpoint(checkpoint, "cpu")
-    check = export_onnx(model, info, out, tolerance)
+    with writing(out):
+        check = export_onnx(model, info, out, tolerance)
     sizes = ", ".join(f"{h}x{w}" for h, w in check["sizes"])
     click.echo(f"export: {checkpoint} -> {out} (dynamic batch/height/width); onnxruntime vs torch at {sizes}: "
                f"max |diff| {check['max_abs_diff_m']:.2e} m <= {tolerance:g} m")

@@ -6,7 +6,9 @@ Writes, per frame NAME, each file atomically (temporary file, then rename):
     OUT/NAME.npy           float32 metres (--npy)
     OUT/NAME.ply           coloured point cloud (--ply)
 A bad file is reported by name and the other frames still complete; the command then exits 2
-listing the frames that failed.
+listing the frames that failed. An output that cannot be written (read-only, full disk) stops the
+command at once, in one line. Frames larger than a tile are completed in overlapping tiles
+(--tile, --tile-margin; pipeline/tiling.py), which bounds the net's memory at any frame size.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import click
 from mtdepth.errors import MtDepthError
 from mtdepth.log import progress_bar
 from mtdepth.pipeline import kitti_io
+from mtdepth.pipeline.files import WriteError
 from mtdepth.pipeline.preview import write_preview
 
 log = logging.getLogger(__name__)
+
 
 def _intrinsics_for(pairs, flags):
     """Name -> (fx, fy, cx, cy) for --ply: the flags for every frame, else each frame's intrinsics file."""
@@ -82,17 +86,27 @@ def _segmenter(net, mask_source, weights, batch, device):
 @click.option("--preview/--no-preview", default=True, show_default=True, help="Write NAME_preview.png.")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per batch (segmenter and net).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda:0 ...")
+@click.option("--tile", type=int, help="Frames larger than a tile plus its margins are completed in tiles of this "
+              "side, in pixels (a multiple of 16; bounds memory). [512]")
+@click.option("--tile-margin", type=int, help="Context around each tile, in pixels (a multiple of 16). [96]")
 def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weights, keep_sparse, drop_see_through,
-            npy, ply, fx, fy, cx, cy, preview, batch, device):
+            npy, ply, fx, fy, cx, cy, preview, batch, device, tile, tile_margin):
     """Complete sparse depth for your own frames; writes KITTI depth PNGs at each input's size."""
-    from mtdepth.pipeline.inference import complete, frame_from_files, load_net
+    from mtdepth.pipeline.inference import TILING, complete, frame_from_files, load_net
     from mtdepth.pipeline.pointcloud import back_project, write_ply
+    from mtdepth.pipeline.tiling import Tiling
 
     if (input_dir is None) == (image is None and sparse is None) or (image is None) != (sparse is None):
         raise MtDepthError("--input: give a folder with --input, or one pair with --image and --sparse")
+    if input_dir is not None:
+        kitti_io.check_out_outside(out, input_dir)
+    try:
+        tiling = Tiling(TILING.tile if tile is None else tile, TILING.margin if tile_margin is None else tile_margin)
+    except ValueError as exc:
+        raise MtDepthError(f"--tile/--tile-margin: {exc}") from None
     pairs = kitti_io.discover((input_dir,) if input_dir else (image, sparse))
     intrinsics = _intrinsics_for(pairs, (fx, fy, cx, cy)) if ply else {}
-    net = load_net(checkpoint, device)
+    net = load_net(checkpoint, device, tiling)
     segmenter = _segmenter(net, mask_source, weights, batch, device)
     max_depth = net.info.max_depth
     try:
@@ -102,8 +116,8 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
     failures: dict[str, str] = {}
 
     def fail(name: str, exc: MtDepthError) -> None:
-        if len(pairs) == 1:
-            raise exc  # one frame: its error is the one line
+        if len(pairs) == 1 or isinstance(exc, WriteError):  # one frame, or an --out that takes no file:
+            raise exc  # its error is the one line
         failures[name] = str(exc)
         log.error("%s", exc)
 

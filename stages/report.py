@@ -20,9 +20,9 @@ from pathlib import Path
 import click
 
 from mtdepth.errors import MtDepthError
-from mtdepth.pipeline.report import (CURVE, Training, curves_figure, markdown_table, model_row, read_training,
-                                     region_rows, tile_panels)
 from mtdepth.pipeline.files import check_target, write_csv, write_folder, write_json
+from mtdepth.pipeline.report import (CURVE, Training, curves_figure, markdown_table, metrics_problem, model_row,
+                                     read_training, region_rows, tile_panels)
 
 
 @click.command("report")
@@ -37,6 +37,8 @@ def report(evals: tuple[Path, ...], runs: Path | None, out: Path) -> None:
         raise MtDepthError(f"two EVAL folders share a name ({', '.join(sorted({n for n in names if names.count(n) > 1}))}):"
                            " each row is labelled by its folder's name")
     check_target(out)
+    if runs is not None and not runs.is_dir():
+        raise MtDepthError(f"{runs}: --runs folder not found (the `mtdepth train` runs, named as the EVAL folders)")
     metrics = {folder.name: read_metrics(folder) for folder in evals}
     curves = {name: read_training(runs / name) for name in names if runs is not None and (runs / name / CURVE).is_file()}
     rows = [model_row(name, metrics[name], curves.get(name)) for name in names]
@@ -49,13 +51,17 @@ def report(evals: tuple[Path, ...], runs: Path | None, out: Path) -> None:
 def read_metrics(folder: Path) -> dict:
     """An evaluate folder's metrics.json, or one line naming what is wrong with it."""
     path = folder / "metrics.json"
+    if not folder.is_dir():
+        raise MtDepthError(f"{folder}: not a folder (each EVAL is an `mtdepth evaluate --out` folder)")
     try:
         metrics = json.loads(path.read_text())
-        metrics["pooled"]["final"]["all"]["rmse_mm"]
     except FileNotFoundError:
         raise MtDepthError(f"{path}: not found (is {folder} an `mtdepth evaluate --out` folder?)") from None
-    except (ValueError, KeyError, TypeError):
-        raise MtDepthError(f"{path}: not a metrics.json written by `mtdepth evaluate`") from None
+    except ValueError:  # not JSON (or not text)
+        metrics = None
+    problem = metrics_problem(metrics)
+    if problem:
+        raise MtDepthError(f"{path}: not a metrics.json written by `mtdepth evaluate` ({problem})")
     return metrics
 
 

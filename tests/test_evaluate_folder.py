@@ -59,7 +59,7 @@ def test_a_baseline_scored_on_labelled_frames(tmp_path, monkeypatch):
 
 
 def test_a_checkpoint_and_its_onnx_score_alike(tmp_path, monkeypatch):
-    from test_predict import make_checkpoint
+    from factories import make_checkpoint
 
     monkeypatch.chdir(tmp_path)
     labelled_folder(tmp_path / "kitti", sparse_folder="sparse", truth_folder="groundtruth_depth")  # KITTI's name

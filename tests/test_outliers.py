@@ -83,7 +83,7 @@ def test_bad_filter_params_are_one_line_exit_2(tmp_path, line, fragment):
 
 
 def test_predict_drops_see_through_samples_first(tmp_path):
-    from test_predict import make_checkpoint
+    from factories import make_checkpoint
 
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
     (tmp_path / "in" / "image").mkdir(parents=True)

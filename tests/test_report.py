@@ -2,6 +2,7 @@
 and every bad input as one line with nothing written."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,49 @@ def test_a_failed_report_keeps_the_previous_one(tmp_path):
     (evals[0] / "metrics.json").write_text("[]")
     assert report("--out", tmp_path / "report", *evals).exit_code == 2
     assert (tmp_path / "report" / "report.json").read_text() == before
+
+
+def _set(path: Path, keys: tuple, value) -> None:
+    data = json.loads(path.read_text())
+    node = data
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    path.write_text(json.dumps(data))
+
+
+def _swap_for_a_file(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    folder.rmdir()
+    folder.write_text("not a folder")
+
+
+@pytest.mark.parametrize("break_it,message", [
+    (lambda root: _set(root / "eval" / "unet" / "metrics.json", ("pooled", "final", "all", "rmse_mm"), "3000"),
+     "metrics.json: not a metrics.json written by `mtdepth evaluate` (pooled.final.all.rmse_mm is '3000'"),
+    (lambda root: _set(root / "eval" / "unet" / "metrics.json", ("frames",), "7"), "('frames' is '7', not a number)"),
+    (lambda root: _set(root / "eval" / "unet" / "metrics.json", ("pooled", "final", "object"), 5),
+     "no pooled.final.object"),
+    (lambda root: _swap_for_a_file(root / "eval" / "unet"), "unet: not a folder (each EVAL is"),
+    (lambda root: (root / "train" / "unet" / "live" / "plots" / "metrics" / "val" / "final_rmse_mm.tsv").write_text(
+        "garbage\nrows\n"), "final_rmse_mm.tsv: not a dvclive log of `mtdepth train` (KeyError"),
+    (lambda root: (root / "train" / "unet" / "live" / "plots" / "metrics" / "val" / "final_rmse_mm.tsv").write_text(
+        "step\tfinal_rmse_mm\n0\tnan-ish\n"), "final_rmse_mm.tsv: not a dvclive log of `mtdepth train` (ValueError"),
+    (lambda root: (root / "train" / "unet" / "live" / "plots" / "metrics" / "val" / "final_rmse_mm.tsv").write_text(
+        "step\tfinal_rmse_mm\n"), "final_rmse_mm.tsv: holds no epoch"),
+    (lambda root: (root / "train" / "unet" / "live" / "plots" / "metrics" / "epoch_seconds.tsv").unlink(),
+     "epoch_seconds.tsv: not a dvclive log of `mtdepth train` (No such file"),
+    (lambda root: shutil.rmtree(root / "train"), "train: --runs folder not found"),
+])
+def test_malformed_inputs_are_one_line_and_the_old_report_stays(tmp_path, break_it, message):
+    evals = [fake_eval(tmp_path / "eval" / name, rmse) for name, rmse in (("nearest", 4000.0), ("unet", 3000.0))]
+    fake_run(tmp_path / "train" / "unet", [9000.0, 5000.0], [60.0, 60.0])
+    out = tmp_path / "report"
+    assert report("--runs", tmp_path / "train", "--out", out, *evals).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    break_it(tmp_path)
+    result = report("--runs", tmp_path / "train", "--out", out, *evals)
+    errors = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(errors) == 1 and message in errors[0], result.output
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
