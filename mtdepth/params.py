@@ -105,7 +105,10 @@ class ModelParams:
     head_channels: int = 64
     se_reduction: int = 16
     query: str = "mask"  # mask (the paper), mask_pos, mask_feat
-    init_depth: float = 20.0  # metres an untrained net predicts everywhere
+    init_depth: float = 20.0  # metres an untrained absolute net predicts everywhere
+    prefill: str = "none"  # the classical fill the net completes: none (the paper), nearest, ipbasic, nearest_masked
+    output: str = "absolute"  # absolute (the paper) or residual (fill * exp(correction))
+    keep_sparse: bool = False  # write the measured samples back over the output
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ class LossParams:
     w_init: float = 0.5
     w_obj: float = 3.0
     w_seg: float = 1.0
-    depth_error: str = "l2"  # l1, l2 or smooth_l1 (Huber, 1 m)
+    depth_error: str = "l2"  # l1, l2, l1_l2 (their sum) or smooth_l1 (Huber, 1 m)
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,8 @@ _CHECKS: dict[str, Check] = {
     "model.se_reduction": _at_least(1),
     "model.query": _one_of("mask", "mask_pos", "mask_feat"),
     "model.init_depth": _above(0, "metres"),
+    "model.prefill": _one_of("none", "nearest", "ipbasic", "nearest_masked"),
+    "model.output": _one_of("absolute", "residual"),
     "train.lr": _above(0),
     "train.schedule": _one_of("cosine", "constant"),
     "train.warmup_steps": _at_least(0),
@@ -250,7 +255,7 @@ _CHECKS: dict[str, Check] = {
     "loss.w_init": _at_least(0),
     "loss.w_obj": _at_least(0),
     "loss.w_seg": _at_least(0),
-    "loss.depth_error": _one_of("l1", "l2", "smooth_l1"),
+    "loss.depth_error": _one_of("l1", "l2", "l1_l2", "smooth_l1"),
     "evaluate.split": _one_of("val", "train", "all"),
     "evaluate.frames": _at_least(1),
     "evaluate.batch": _at_least(1),

@@ -17,6 +17,9 @@ from pathlib import Path
 import click
 
 from mtdepth.params import load_params, override
+from mtdepth.pipeline.losses import DEPTH_ERRORS
+from mtdepth.pipeline.models.mtdepth import OUTPUTS
+from mtdepth.pipeline.prefill import PREFILLS
 from mtdepth.stages.progress import progress_bar
 
 
@@ -26,6 +29,11 @@ from mtdepth.stages.progress import progress_bar
 @click.option("--model", type=click.Choice(["mtdepth", "unet"]), help="Network. [train.model]")
 @click.option("--mask-source", type=click.Choice(["yolo", "gt", "none"]), help="Store mask fed to MT-Depth. [train.mask_source]")
 @click.option("--query", type=click.Choice(["mask", "mask_pos", "mask_feat"]), help="Cross-attention query input. [model.query]")
+@click.option("--prefill", type=click.Choice(PREFILLS), help="Classical fill the net completes. [model.prefill]")
+@click.option("--output", type=click.Choice(OUTPUTS), help="absolute depth or residual over the fill. [model.output]")
+@click.option("--keep-sparse/--no-keep-sparse", default=None, help="Write the samples back over the output. "
+              "[model.keep_sparse]")
+@click.option("--depth-error", type=click.Choice(DEPTH_ERRORS), help="Per-pixel depth error. [loss.depth_error]")
 @click.option("--epochs", type=int, help="Epochs in all (a resumed run counts the ones done). [train.epochs]")
 @click.option("--lr", type=float, help="Peak learning rate. [train.lr]")
 @click.option("--batch", type=int, help="Frames per step and process. [train.batch]")
@@ -38,14 +46,15 @@ from mtdepth.stages.progress import progress_bar
 @click.option("--resume-if-compatible", is_flag=True,
               help="Continue an unfinished run in --out of these exact params and store, keep a finished one, "
                    "else start afresh over it (dvc.yaml's persisted run folders).")
-def train(params_file, store, model, mask_source, query, epochs, lr, batch, workers, precision, compile_, device, out,
+def train(params_file, store, model, mask_source, query, prefill, output, keep_sparse, depth_error, epochs, lr, batch, workers, precision, compile_, device, out,
           resume, resume_if_compatible):
     """Train MT-Depth (or the U-Net baseline) from the cached arrays alone."""
     from mtdepth.stages.train_run import run
 
     params = load_params(params_file)
     params = override(params, "store", path=store)
-    params = override(params, "model", query=query)
+    params = override(params, "model", query=query, prefill=prefill, output=output, keep_sparse=keep_sparse)
+    params = override(params, "loss", depth_error=depth_error)
     params = override(params, "train", model=model, mask_source=mask_source, epochs=epochs, lr=lr, batch=batch,
                       workers=workers, precision=precision, compile=compile_, device=device, out=out)
     if resume and resume_if_compatible:

@@ -38,6 +38,7 @@ from mtdepth.pipeline.checkpoint import (CheckpointInfo, checkpoint_state, model
 from mtdepth.pipeline.losses import MultiTaskLoss
 from mtdepth.pipeline.metrics import rmse_mae_mm
 from mtdepth.pipeline.models import DepthCompletionNet, build_model
+from mtdepth.pipeline.prefill import MASK_AWARE
 from mtdepth.pipeline.training import EpochStats, NonFiniteLoss, StepSettings, Trainer, evaluate_sums, steps_per_epoch
 
 LAST, BEST, LIVE = "last.pt", "best.pt", "live"
@@ -110,7 +111,7 @@ def new_model(params: Params) -> DepthCompletionNet:
     """The network params describe (train.model, model.*, data.max_depth)."""
     m = params.model
     config = {"name": params.train.model, "channels": list(m.unet_channels), "max_depth": params.data.max_depth,
-              "init_depth": m.init_depth}
+              "init_depth": m.init_depth, "prefill": m.prefill, "output": m.output, "keep_sparse": m.keep_sparse}
     if params.train.model == "mtdepth":
         config.update(attention_dim=m.attention_dim, attention_size=list(m.attention_size),
                       fusion_channels=m.fusion_channels, head_channels=m.head_channels, se_reduction=m.se_reduction,
@@ -148,15 +149,17 @@ class Data:
 def open_data(params: Params, store: str) -> Data:
     """Training and validation datasets, refusing a store made with other params (naming the keys)."""
     reader = open_store(store)
-    mask = params.train.mask_source if params.train.model == "mtdepth" else "none"  # the U-Net takes no mask
+    # the U-Net takes no mask, unless its fill is mask-aware
+    reads_mask = params.train.model == "mtdepth" or params.model.prefill in MASK_AWARE
+    mask = params.train.mask_source if reads_mask else "none"
     check_mask_source(reader, mask)
     required = required_provenance(reader, params, arrays_for(mask, "gt" in reader.mask_sources()))
     size = params.model.attention_size
     if params.train.model == "mtdepth" and (size[0] > reader.height or size[1] > reader.width):
         raise MtDepthError(f"model.attention_size {list(size)} is larger than the store's "
                            f"{reader.height}x{reader.width} frames")
-    train = CachedDepthDataset(store, "train", mask, required=required)
-    val = CachedDepthDataset(store, "val", mask)
+    train = CachedDepthDataset(store, "train", mask, required=required, prefill=params.model.prefill)
+    val = CachedDepthDataset(store, "val", mask, prefill=params.model.prefill)
     if len(train) == 0:
         raise MtDepthError(f"store {store}: its train split has no frames")
     return Data(train, val, canonical(required), reader.height, reader.width)

@@ -1,0 +1,86 @@
+"""The classical fills a network completes on top of (`model.prefill`), computed per frame on the CPU.
+
+    fill = prefill_frame("ipbasic", sparse_hw)               # (H, W) float32 metres
+    fill = prefill_frame("nearest_masked", sparse_hw, mask)  # mask-aware: never crosses a mask edge
+    fills = prefill_batch("nearest", sparse)                  # (B, 1, H, W) torch, back on sparse's device
+
+Choices:
+    none            no fill (the paper as written): the net sees RGB, sparse and validity only
+    nearest         exact Euclidean nearest sample (baselines.nearest_fill_frame, OpenCV, ~1-3 ms)
+    ipbasic         IP-Basic's fast fill with the paper's settings (baselines.ip_basic_fill)
+    nearest_masked  the instance prior: each connected region of the 0/1 object mask is filled from
+                    its own samples, the background from background samples only, so no fill value
+                    crosses a mask edge (a region without samples of its own falls back to every
+                    object sample, then to every sample)
+
+The fill depends on nothing but the frame's sparse map (and mask), so the store stays
+pattern-agnostic: the dataset computes it on the fly (cache/dataset.py), and predict computes it
+before calling the net or its ONNX export (docs/results.md gives the cost per frame).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from mtdepth.pipeline.baselines import IPBasicConfig, ip_basic_fill, nearest_fill_frame
+
+PREFILLS = ("none", "nearest", "ipbasic", "nearest_masked")
+MASK_AWARE = ("nearest_masked",)
+PREFILL_IPBASIC = IPBasicConfig()  # the paper's fast fill, as `mtdepth evaluate --baseline ipbasic` by default
+
+
+def check_prefill(kind: str) -> None:
+    if kind not in PREFILLS:
+        raise ValueError(f"prefill must be one of {', '.join(PREFILLS)}, got {kind!r}")
+
+
+def _fill_from(sparse: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Nearest fill from the samples where `keep` is true."""
+    return nearest_fill_frame(np.where(keep, sparse, np.float32(0)))
+
+
+def masked_nearest_fill(sparse: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(H, W) metres and a 0/1 object mask -> nearest fill that takes object pixels only from samples of
+    their own mask region (8-connected) and background pixels only from background samples."""
+    depth = np.asarray(sparse, dtype=np.float32)
+    objects = np.asarray(mask) > 0.5
+    has = depth > 0
+    if not objects.any() or not has.any():
+        return nearest_fill_frame(depth)
+    everything = nearest_fill_frame(depth)
+    background = ~objects
+    out = _fill_from(depth, background) if (has & background).any() else everything
+    object_fill = _fill_from(depth, objects) if (has & objects).any() else everything
+    count, regions, stats, _ = cv2.connectedComponentsWithStats(objects.astype(np.uint8), connectivity=8)
+    for region in range(1, count):
+        left, top, width, height = stats[region, :4]
+        box = (slice(top, top + height), slice(left, left + width))
+        inside = regions[box] == region
+        own = has[box] & inside
+        filled = _fill_from(depth[box], own) if own.any() else object_fill[box]
+        out[box] = np.where(inside, filled, out[box])
+    return out
+
+
+def prefill_frame(kind: str, sparse: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """The fill `kind` of one (H, W) float32 sparse map in metres (zeros for "none" or a frame without samples)."""
+    check_prefill(kind)
+    sparse = np.asarray(sparse, dtype=np.float32)
+    if kind == "none":
+        return np.zeros_like(sparse)
+    if kind == "nearest":
+        return nearest_fill_frame(sparse)
+    if kind == "ipbasic":
+        return ip_basic_fill(sparse, PREFILL_IPBASIC)
+    return masked_nearest_fill(sparse, np.zeros_like(sparse) if mask is None else mask)
+
+
+def prefill_batch(kind: str, sparse: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 1, H, W) metres (and masks) -> (B, 1, H, W) fills, computed on the CPU, on sparse's device."""
+    sparse_np = sparse.detach().float().cpu().numpy()
+    mask_np = None if mask is None else mask.detach().float().cpu().numpy()
+    frames = [prefill_frame(kind, sparse_np[b, 0], None if mask_np is None else mask_np[b, 0])
+              for b in range(len(sparse_np))]
+    return torch.from_numpy(np.stack(frames)[:, None]).to(sparse.device)
