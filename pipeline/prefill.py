@@ -1,7 +1,7 @@
 """The classical fills a network completes on top of (`model.prefill`), computed per frame on the CPU.
 
     fill = prefill_frame("ipbasic", sparse_hw)               # (H, W) float32 metres
-    fill = prefill_frame("nearest_masked", sparse_hw, mask)  # mask-aware: never crosses a mask edge
+    fill = prefill_frame("ipbasic_masked", sparse_hw, mask)  # mask-aware: never crosses a mask edge
     fills = prefill_batch("nearest", sparse)                  # (B, 1, H, W) torch, back on sparse's device
 
 Choices:
@@ -12,6 +12,7 @@ Choices:
                     its own samples, the background from background samples only, so no fill value
                     crosses a mask edge (a region without samples of its own falls back to every
                     object sample, then to every sample)
+    ipbasic_masked  the same split, each part filled by IP-Basic instead of nearest
 
 The fill depends on nothing but the frame's sparse map (and mask), so the store stays
 pattern-agnostic: the dataset computes it on the fly (cache/dataset.py), and predict computes it
@@ -26,8 +27,8 @@ import torch
 
 from mtdepth.pipeline.baselines import IPBasicConfig, ip_basic_fill, nearest_fill_frame
 
-PREFILLS = ("none", "nearest", "ipbasic", "nearest_masked")
-MASK_AWARE = ("nearest_masked",)
+PREFILLS = ("none", "nearest", "ipbasic", "nearest_masked", "ipbasic_masked")
+MASK_AWARE = ("nearest_masked", "ipbasic_masked")
 PREFILL_IPBASIC = IPBasicConfig()  # the paper's fast fill, as `mtdepth evaluate --baseline ipbasic` by default
 
 
@@ -36,30 +37,40 @@ def check_prefill(kind: str) -> None:
         raise ValueError(f"prefill must be one of {', '.join(PREFILLS)}, got {kind!r}")
 
 
-def _fill_from(sparse: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Nearest fill from the samples where `keep` is true."""
-    return nearest_fill_frame(np.where(keep, sparse, np.float32(0)))
+def _ipbasic(sparse: np.ndarray) -> np.ndarray:
+    return ip_basic_fill(sparse, PREFILL_IPBASIC)
 
 
-def masked_nearest_fill(sparse: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(H, W) metres and a 0/1 object mask -> nearest fill that takes object pixels only from samples of
+FILLS = {"nearest": nearest_fill_frame, "ipbasic": _ipbasic}
+
+
+def masked_fill(sparse: np.ndarray, mask: np.ndarray, fill=nearest_fill_frame) -> np.ndarray:
+    """(H, W) metres and a 0/1 object mask -> `fill` that takes object pixels only from samples of
     their own mask region (8-connected) and background pixels only from background samples."""
     depth = np.asarray(sparse, dtype=np.float32)
     objects = np.asarray(mask) > 0.5
     has = depth > 0
     if not objects.any() or not has.any():
-        return nearest_fill_frame(depth)
-    everything = nearest_fill_frame(depth)
+        return fill(depth)
+
+    def fill_from(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        return fill(np.where(keep, values, np.float32(0)))
+
     background = ~objects
-    out = _fill_from(depth, background) if (has & background).any() else everything
-    object_fill = _fill_from(depth, objects) if (has & objects).any() else everything
+    out = fill_from(depth, background) if (has & background).any() else fill(depth)
+    object_fill = None  # from every object sample, for regions without samples of their own
     count, regions, stats, _ = cv2.connectedComponentsWithStats(objects.astype(np.uint8), connectivity=8)
     for region in range(1, count):
         left, top, width, height = stats[region, :4]
         box = (slice(top, top + height), slice(left, left + width))
         inside = regions[box] == region
         own = has[box] & inside
-        filled = _fill_from(depth[box], own) if own.any() else object_fill[box]
+        if own.any():
+            filled = fill_from(depth[box], own)
+        else:
+            if object_fill is None:
+                object_fill = fill_from(depth, objects) if (has & objects).any() else fill(depth)
+            filled = object_fill[box]
         out[box] = np.where(inside, filled, out[box])
     return out
 
@@ -70,11 +81,9 @@ def prefill_frame(kind: str, sparse: np.ndarray, mask: np.ndarray | None = None)
     sparse = np.asarray(sparse, dtype=np.float32)
     if kind == "none":
         return np.zeros_like(sparse)
-    if kind == "nearest":
-        return nearest_fill_frame(sparse)
-    if kind == "ipbasic":
-        return ip_basic_fill(sparse, PREFILL_IPBASIC)
-    return masked_nearest_fill(sparse, np.zeros_like(sparse) if mask is None else mask)
+    if kind in FILLS:
+        return FILLS[kind](sparse)
+    return masked_fill(sparse, np.zeros_like(sparse) if mask is None else mask, FILLS[kind.removesuffix("_masked")])
 
 
 def prefill_batch(kind: str, sparse: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -11,7 +11,7 @@ from mtdepth.pipeline.checkpoint import CheckpointInfo
 from mtdepth.pipeline.losses import pixel_error
 from mtdepth.pipeline.models import build_model
 from mtdepth.pipeline.onnx_export import example_inputs, export_onnx, read_onnx, run_session, session
-from mtdepth.pipeline.prefill import PREFILLS, masked_nearest_fill, prefill_batch, prefill_frame
+from mtdepth.pipeline.prefill import PREFILLS, masked_fill, prefill_batch, prefill_frame
 
 TINY_UNET = {"name": "unet", "channels": [4, 8]}
 TINY_MTDEPTH = {"name": "mtdepth", "channels": [4, 8], "attention_size": [4, 8], "fusion_channels": 8,
@@ -56,7 +56,8 @@ def test_prefills_match_the_baseline_evaluators_fills():
     assert np.array_equal(ipbasic, baseline("ipbasic", IPBasicConfig())(batch).numpy())
     assert not prefill_batch("none", batch).any()
     mask = torch.zeros_like(batch)
-    assert np.array_equal(prefill_batch("nearest_masked", batch, mask).numpy(), nearest)  # no object: plain nearest
+    assert np.array_equal(prefill_batch("nearest_masked", batch, mask).numpy(), nearest)  # no object: plain fills
+    assert np.array_equal(prefill_batch("ipbasic_masked", batch, mask).numpy(), ipbasic)
 
 
 def test_each_prefill_is_dense_and_zero_without_samples():
@@ -81,9 +82,10 @@ def test_mask_aware_fill_never_crosses_an_instance_edge():
     rng = np.random.default_rng(0)
     sparse = np.where(rng.random((height, width)) < 0.04, truth, 0).astype(np.float32)
     sparse[12, 10], sparse[20, 30] = 5.0, 9.0  # at least one sample in each box
-    out = masked_nearest_fill(sparse, mask)
-    assert np.array_equal(out, truth)
-    assert not np.array_equal(prefill_frame("nearest", sparse), truth)  # the plain fill does cross edges
+    for kind in ("nearest_masked", "ipbasic_masked"):
+        assert np.array_equal(prefill_frame(kind, sparse, mask), truth), kind
+    for kind in ("nearest", "ipbasic"):
+        assert not np.array_equal(prefill_frame(kind, sparse), truth), kind  # the plain fills do cross edges
 
 
 def test_mask_region_without_samples_takes_object_samples_first():
@@ -92,7 +94,7 @@ def test_mask_region_without_samples_takes_object_samples_first():
     mask[12:18, 30:36] = 1  # has none: nearest object sample (5 m), not the background right beside it
     sparse = np.zeros((20, 40), np.float32)
     sparse[4, 4], sparse[15, 28], sparse[0, 39] = 5.0, 30.0, 30.0
-    out = masked_nearest_fill(sparse, mask)
+    out = masked_fill(sparse, mask)
     assert (out[12:18, 30:36] == 5.0).all() and (out[mask == 0] == 30.0).all()
 
 
