@@ -109,7 +109,7 @@ class ModelParams:
     # Not the paper's (docs/results.md: the ablation that chose them); the paper as written:
     # prefill none, output absolute, keep_sparse false, loss.depth_error l2 (docs/results.md)
     prefill: str = "ipbasic"  # the fill the net completes: none (the paper), nearest, ipbasic, nearest_masked, ipbasic_masked
-    output: str = "residual"  # absolute (the paper) or residual (fill * exp(correction))
+    output: str = "residual"  # absolute (the paper), residual (fill * exp(correction)) or additive (fill + metres)
     keep_sparse: bool = True  # write the measured samples back over the output
 
 
@@ -239,7 +239,7 @@ _CHECKS: dict[str, Check] = {
     "model.query": _one_of("mask", "mask_pos", "mask_feat"),
     "model.init_depth": _above(0, "metres"),
     "model.prefill": _one_of("none", "nearest", "ipbasic", "nearest_masked", "ipbasic_masked"),
-    "model.output": _one_of("absolute", "residual"),
+    "model.output": _one_of("absolute", "residual", "additive"),
     "train.lr": _above(0),
     "train.schedule": _one_of("cosine", "constant"),
     "train.warmup_steps": _at_least(0),

@@ -111,9 +111,10 @@ def forward(model, inputs):
 
 @pytest.mark.parametrize("config", [TINY_UNET, TINY_MTDEPTH])
 @pytest.mark.parametrize("prefill", ["nearest", "ipbasic", "nearest_masked"])
-def test_an_untrained_residual_net_returns_its_fill_exactly(config, prefill):
+@pytest.mark.parametrize("output", ["residual", "additive"])
+def test_an_untrained_residual_net_returns_its_fill_exactly(config, prefill, output):
     torch.manual_seed(0)
-    model = build_model({**config, "prefill": prefill, "output": "residual"}).eval()
+    model = build_model({**config, "prefill": prefill, "output": output}).eval()
     inputs = net_inputs(prefill)
     with torch.no_grad():
         out = forward(model, inputs)
@@ -121,7 +122,8 @@ def test_an_untrained_residual_net_returns_its_fill_exactly(config, prefill):
 
 
 @pytest.mark.parametrize("config", [TINY_UNET, TINY_MTDEPTH])
-@pytest.mark.parametrize("prefill,output", [("none", "absolute"), ("ipbasic", "absolute"), ("nearest", "residual")])
+@pytest.mark.parametrize("prefill,output", [("none", "absolute"), ("ipbasic", "absolute"), ("nearest", "residual"),
+                                            ("ipbasic", "additive")])
 def test_keep_sparse_returns_every_sample(config, prefill, output):
     torch.manual_seed(0)
     model = build_model({**config, "prefill": prefill, "output": output, "keep_sparse": True})
@@ -150,10 +152,10 @@ def test_configs_record_the_options_and_old_configs_build_the_paper_net():
 def test_residual_needs_a_fill_and_a_fill_needs_its_input():
     from mtdepth.errors import MtDepthError
 
-    with pytest.raises(MtDepthError, match="residual output corrects a fill"):
+    with pytest.raises(MtDepthError, match="output corrects a fill"):
         build_model({**TINY_UNET, "output": "residual"})
     with pytest.raises(MtDepthError, match="output must be one of"):
-        build_model({**TINY_UNET, "prefill": "nearest", "output": "additive"})
+        build_model({**TINY_UNET, "prefill": "nearest", "output": "multiplicative"})
     model = build_model({**TINY_UNET, "prefill": "nearest"})
     inputs = net_inputs("nearest")
     with pytest.raises(ValueError, match="pass fill"):
@@ -168,7 +170,7 @@ def test_l1_l2_is_the_sum_of_l1_and_l2():
 
 @pytest.mark.parametrize("config,prefill,output,keep", [
     (TINY_UNET, "ipbasic", "residual", True), (TINY_MTDEPTH, "nearest_masked", "residual", False),
-    (TINY_MTDEPTH, "nearest", "absolute", True)])
+    (TINY_MTDEPTH, "nearest", "absolute", True), (TINY_UNET, "nearest", "additive", False)])
 def test_export_parity_for_the_new_options(tmp_path, config, prefill, output, keep):
     torch.manual_seed(0)
     model = build_model({**config, "prefill": prefill, "output": output, "keep_sparse": keep})

@@ -11,8 +11,9 @@ sparse input (and the fill, a sixth input channel) is divided by it. Each output
     absolute  max_depth * softplus(raw), positive, the output convs initialised so an untrained
               net predicts about `init_depth` metres everywhere (the paper as written);
     residual  fill * exp(b * tanh(raw / b)), b = RESIDUAL_LOG_BOUND: a correction in log space, so
-              it scales with depth (a 10% change is the same raw value at 2 m and at 60 m), with the
-              output convs zero-initialised: an untrained net returns its fill exactly.
+              it scales with depth (a 10% change is the same raw value at 2 m and at 60 m);
+    additive  max(0, fill + max_depth * raw): a correction in metres, the same at every depth;
+              both with the output convs zero-initialised: an untrained net returns its fill exactly.
 With `keep_sparse` every measured sample is written back over each output (D = sparse where valid).
 The U-Net baseline's D_final is its D_init and it ignores the mask. The mask is an
 input, never a parameter: no gradient reaches it (the segmenter stays outside the graph).
@@ -36,7 +37,8 @@ from mtdepth.pipeline.prefill import check_prefill
 __all__ = ["DepthCompletionNet", "MTDepth", "UNetBaseline"]
 
 OUTPUT_WEIGHT_STD = 1e-3  # output convs start almost constant, at init_depth
-OUTPUTS = ("absolute", "residual")
+OUTPUTS = ("absolute", "residual", "additive")
+RESIDUALS = ("residual", "additive")  # the outputs that correct the fill
 RESIDUAL_LOG_BOUND = 1.0  # a residual output stays within fill * [1/e, e]
 
 
@@ -67,8 +69,8 @@ class DepthCompletionNet(nn.Module):
         check_prefill(prefill)
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
-        if output == "residual" and prefill == "none":
-            raise ValueError("a residual output corrects a fill: it needs a prefill other than 'none'")
+        if output in RESIDUALS and prefill == "none":
+            raise ValueError(f"a {output} output corrects a fill: it needs a prefill other than 'none'")
         self.max_depth, self.init_depth = float(max_depth), float(init_depth)
         self.prefill, self.output, self.keep_sparse = prefill, output, bool(keep_sparse)
         self.unet = UNet(channels, INPUT_CHANNELS + (prefill != "none"))
@@ -82,6 +84,8 @@ class DepthCompletionNet(nn.Module):
         raw = raw.float()
         if self.output == "residual":
             depth = fill.float() * torch.exp(RESIDUAL_LOG_BOUND * torch.tanh(raw / RESIDUAL_LOG_BOUND))
+        elif self.output == "additive":
+            depth = (fill.float() + self.max_depth * raw).clamp(min=0)
         else:
             depth = self.max_depth * F.softplus(raw)
         if self.keep_sparse:
@@ -90,9 +94,9 @@ class DepthCompletionNet(nn.Module):
 
     def _init_outputs(self, *convs: nn.Conv2d) -> None:
         """Absolute: near-zero weights and a bias that makes the untrained output `init_depth` metres.
-        Residual: zero weights and bias, so the untrained output is the fill itself."""
+        Residual, additive: zero weights and bias, so the untrained output is the fill itself."""
         for conv in convs:
-            if self.output == "residual":
+            if self.output in RESIDUALS:
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
             else:
