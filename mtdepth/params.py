@@ -108,7 +108,7 @@ class ModelParams:
     init_depth: float = 20.0  # metres an untrained absolute net predicts everywhere
     # Not the paper's (docs/results.md: the ablation that chose them); the paper as written:
     # prefill none, output absolute, keep_sparse false, loss.depth_error l2 (docs/results.md)
-    prefill: str = "ipbasic"  # the fill the net completes: none (the paper), nearest, ipbasic, nearest_masked, ipbasic_masked
+    prefill: str = "ipbasic"  # none (the paper), nearest, ipbasic, nearest_masked, ipbasic_masked
     output: str = "residual"  # absolute (the paper), residual (fill * exp(correction)) or additive (fill + metres)
     keep_sparse: bool = True  # write the measured samples back over the output
 

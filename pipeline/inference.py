@@ -158,7 +158,7 @@ def complete(net: DepthNet, frames: list[Frame], size: str = "native",
             "sparse": np.stack([prepared[i][1][None] for i in members]).astype(np.float32),
             "mask": np.stack([maps[i][None] for i in members]).astype(np.float32),
         }
-        fills = [prefill_frame(net.prefill, sparse[0], mask[0]) for sparse, mask in zip(inputs["sparse"], inputs["mask"])]
+        fills = [prefill_frame(net.prefill, s[0], m[0]) for s, m in zip(inputs["sparse"], inputs["mask"])]
         inputs["fill"] = np.stack(fills)[:, None]
         for i, depth in zip(members, net(inputs)):
             results[i] = depth[0]

@@ -5,7 +5,7 @@
     mtdepth train --out runs/mtdepth --resume-if-compatible         # dvc.yaml: continue, keep or restart
     torchrun --standalone --nproc_per_node=2 -m mtdepth.cli train --out runs/ddp ...   # DDP, one GPU per rank
 
-Every option overrides its `train.*` (or `model.query`) param. Reads the store only: no
+Every option overrides its `train.*` (or `model.*`, `loss.depth_error`) param. Reads the store only: no
 image is decoded and the segmenter is never imported.
 """
 
@@ -46,8 +46,8 @@ from mtdepth.stages.progress import progress_bar
 @click.option("--resume-if-compatible", is_flag=True,
               help="Continue an unfinished run in --out of these exact params and store, keep a finished one, "
                    "else start afresh over it (dvc.yaml's persisted run folders).")
-def train(params_file, store, model, mask_source, query, prefill, output, keep_sparse, depth_error, epochs, lr, batch, workers, precision, compile_, device, out,
-          resume, resume_if_compatible):
+def train(params_file, store, model, mask_source, query, prefill, output, keep_sparse, depth_error, epochs, lr, batch,
+          workers, precision, compile_, device, out, resume, resume_if_compatible):
     """Train MT-Depth (or the U-Net baseline) from the cached arrays alone."""
     from mtdepth.stages.train_run import run
 

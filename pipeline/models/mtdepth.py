@@ -127,8 +127,8 @@ class UNetBaseline(DepthCompletionNet):
         prefill, output, keep_sparse: the fill it completes, absolute or residual output, samples kept.
     """
 
-    def __init__(self, channels: Sequence[int] = (8, 16, 32, 64, 128), max_depth: float = 80.0, init_depth: float = 20.0,
-                 prefill: str = "none", output: str = "absolute", keep_sparse: bool = False):
+    def __init__(self, channels: Sequence[int] = (8, 16, 32, 64, 128), max_depth: float = 80.0,
+                 init_depth: float = 20.0, prefill: str = "none", output: str = "absolute", keep_sparse: bool = False):
         super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse)
         _init_weights(self)
         self._init_outputs(self.unet.depth_out)
