@@ -30,7 +30,8 @@ from mtdepth.stages.progress import progress_bar
 @click.option("--mask-source", type=click.Choice(["yolo", "gt", "none"]), help="Store mask fed to MT-Depth. [train.mask_source]")
 @click.option("--query", type=click.Choice(["mask", "mask_pos", "mask_feat"]), help="Cross-attention query input. [model.query]")
 @click.option("--prefill", type=click.Choice(PREFILLS), help="Classical fill the net completes. [model.prefill]")
-@click.option("--output", type=click.Choice(OUTPUTS), help="absolute depth or residual over the fill. [model.output]")
+@click.option("--output", type=click.Choice(OUTPUTS), help="Absolute depth, or a correction of the fill (residual: log space; additive: metres). "
+              "[model.output]")
 @click.option("--keep-sparse/--no-keep-sparse", default=None, help="Write the samples back over the output. "
               "[model.keep_sparse]")
 @click.option("--depth-error", type=click.Choice(DEPTH_ERRORS), help="Per-pixel depth error. [loss.depth_error]")
