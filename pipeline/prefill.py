@@ -2,7 +2,6 @@
 
     fill = prefill_frame("ipbasic", sparse_hw)               # (H, W) float32 metres
     fill = prefill_frame("ipbasic_masked", sparse_hw, mask)  # mask-aware: never crosses a mask edge
-    fills = prefill_batch("nearest", sparse)                  # (B, 1, H, W) torch, back on sparse's device
 
 Choices:
     none            no fill (the paper as written): the net sees RGB, sparse and validity only
@@ -23,7 +22,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
 from mtdepth.pipeline.baselines import IPBasicConfig, ip_basic_fill, nearest_fill_frame
 
@@ -84,12 +82,3 @@ def prefill_frame(kind: str, sparse: np.ndarray, mask: np.ndarray | None = None)
     if kind in FILLS:
         return FILLS[kind](sparse)
     return masked_fill(sparse, np.zeros_like(sparse) if mask is None else mask, FILLS[kind.removesuffix("_masked")])
-
-
-def prefill_batch(kind: str, sparse: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, 1, H, W) metres (and masks) -> (B, 1, H, W) fills, computed on the CPU, on sparse's device."""
-    sparse_np = sparse.detach().float().cpu().numpy()
-    mask_np = None if mask is None else mask.detach().float().cpu().numpy()
-    frames = [prefill_frame(kind, sparse_np[b, 0], None if mask_np is None else mask_np[b, 0])
-              for b in range(len(sparse_np))]
-    return torch.from_numpy(np.stack(frames)[:, None]).to(sparse.device)

@@ -11,7 +11,7 @@ from mtdepth.pipeline.checkpoint import CheckpointInfo
 from mtdepth.pipeline.losses import pixel_error
 from mtdepth.pipeline.models import build_model
 from mtdepth.pipeline.onnx_export import example_inputs, export_onnx, read_onnx, run_session, session
-from mtdepth.pipeline.prefill import PREFILLS, masked_fill, prefill_batch, prefill_frame
+from mtdepth.pipeline.prefill import PREFILLS, masked_fill, prefill_frame
 
 TINY_UNET = {"name": "unet", "channels": [4, 8]}
 TINY_MTDEPTH = {"name": "mtdepth", "channels": [4, 8], "attention_size": [4, 8], "fusion_channels": 8,
@@ -43,6 +43,13 @@ def test_fast_nearest_fill_takes_a_sample_at_the_exact_nearest_distance(density,
     unique = at_nearest.sum(axis=-1) == 1
     reference = nearest_fill(torch.from_numpy(sparse)[None, None])[0, 0].numpy()
     assert np.array_equal(out[unique], reference[unique])
+
+
+def prefill_batch(kind: str, sparse: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 1, H, W) -> each frame's fill, as the dataset computes it."""
+    return torch.from_numpy(np.stack([
+        prefill_frame(kind, sparse[b, 0].numpy(), None if mask is None else mask[b, 0].numpy())
+        for b in range(len(sparse))])[:, None])
 
 
 def test_prefills_match_the_baseline_evaluators_fills():
