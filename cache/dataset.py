@@ -10,6 +10,8 @@ Each item is a dict of float32 tensors (H, W from the store):
     mask     (1, H, W)  0/1 foreground from mask/<mask_source>; zeros for mask_source "none"
     depth    (1, H, W)  ground-truth metres, 0 = invalid
     gt_mask  (1, H, W)  0/1 from mask/gt; zeros when the store has no mask/gt
+    fill     (1, H, W)  metres, the classical fill `prefill` names (pipeline/prefill.py), computed here
+                        from sparse (and mask) per frame; absent for prefill "none"
     index    int        the frame's row in the store (frames/* give its origin)
 
 The store is opened lazily, once per process: __init__ reads what it needs and keeps only
@@ -36,6 +38,7 @@ from mtdepth.cache.schema import SPLIT_CODES, mask_array
 from mtdepth.cache.store import CORE_ARRAYS, StoreReader, open_store, read_frames, shard_bounds, whole_shard_codecs
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Split, choices
+from mtdepth.pipeline.prefill import PREFILLS, prefill_frame
 
 SPLITS = choices(Split)  # train, val (SPLIT_CODES) and all
 NO_MASK = "none"
@@ -66,9 +69,13 @@ class CachedDepthDataset(Dataset):
         split: str = "train",
         mask_source: str = "yolo",
         required: dict[str, dict] | None = None,
+        prefill: str = "none",
     ):
         if split not in SPLITS:
             raise MtDepthError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        if prefill not in PREFILLS:
+            raise MtDepthError(f"prefill must be one of {', '.join(PREFILLS)}, got {prefill!r}")
+        self.prefill = prefill
         self.url = os.fspath(url)
         self.split = split
         self.mask_source = mask_source
@@ -151,6 +158,11 @@ class CachedDepthDataset(Dataset):
             "depth": _metres(raw["depth"], self.depth_scale),
             "gt_mask": _unit_map(raw[mask_array(GT_MASK_SOURCE)]) if self.has_gt_mask else zeros,
         }
+        if self.prefill != "none":
+            batch["fill"] = torch.from_numpy(np.stack([
+                prefill_frame(self.prefill, batch["sparse"][j, 0].numpy(), batch["mask"][j, 0].numpy())
+                for j in range(len(unique))
+            ])).unsqueeze(1)
         return [
             {**{key: value[j] for key, value in batch.items()}, "index": int(row)}
             for j, row in zip(where.tolist(), rows.tolist())

@@ -42,6 +42,7 @@ class Source:
     mask_source: str  # the store mask the source reads ("none" for a baseline)
     required: dict  # array -> provenance the store must have been made with
     geometry: tuple[int, int] | None  # (H, W) it was trained at; None: any
+    prefill: str = "none"  # the fill the dataset computes for it (model.prefill)
 
 
 def checkpoint_source(path: str, device: torch.device, max_depth: float) -> Source:
@@ -54,12 +55,12 @@ def checkpoint_source(path: str, device: torch.device, max_depth: float) -> Sour
                 if not (info.mask_source == "none" and name.startswith("mask/"))}
 
     def predict(batch: dict) -> dict:
-        out = model(batch["rgb"], batch["sparse"], batch["valid"], batch["mask"])
+        out = model(batch["rgb"], batch["sparse"], batch["valid"], batch["mask"], batch.get("fill"))
         return {"init": out["init"], "final": out["final"]}
 
     return Source(label=f"{info.model_name} checkpoint {path} (epoch {info.epoch}, mask {info.mask_source})",
                   outputs=("init", "final"), predict=predict, mask_source=info.mask_source, required=required,
-                  geometry=(info.height, info.width))
+                  geometry=(info.height, info.width), prefill=info.model_config.get("prefill", "none"))
 
 
 def baseline_source(name: str, params: Params) -> Source:
@@ -76,7 +77,8 @@ def baseline_source(name: str, params: Params) -> Source:
 
 def open_frames(store: str, source: Source, split: str, frames: int | None) -> tuple[CachedDepthDataset, int]:
     """The dataset of the frames to score, refusing a store the source cannot be scored on."""
-    dataset = CachedDepthDataset(store, split=split, mask_source=source.mask_source, required=source.required)
+    dataset = CachedDepthDataset(store, split=split, mask_source=source.mask_source, required=source.required,
+                                 prefill=source.prefill)
     if source.geometry is not None and source.geometry != (dataset.height, dataset.width):
         h, w = source.geometry
         raise MtDepthError(f"store {store}: frames are {dataset.height}x{dataset.width}, the checkpoint was "

@@ -20,6 +20,7 @@ from mtdepth.cache.store import StoreReader, open_store
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Params
 from mtdepth.pipeline.patterns import pattern_keys
+from mtdepth.pipeline.prefill import MASK_AWARE
 from mtdepth.pipeline.segmenter import config_from, segmenter_provenance, segmenter_settings, shipped_weights
 
 YOLO = "yolo"
@@ -84,15 +85,17 @@ class Data:
 def open_data(params: Params, store: str) -> Data:
     """Training and validation datasets, refusing a store made with other params (naming the keys)."""
     reader = open_store(store)
-    mask = params.train.mask_source if params.train.model == "mtdepth" else "none"  # the U-Net takes no mask
+    # the U-Net takes no mask, unless its fill is mask-aware
+    reads_mask = params.train.model == "mtdepth" or params.model.prefill in MASK_AWARE
+    mask = params.train.mask_source if reads_mask else "none"
     check_mask_source(reader, mask)
     required = required_provenance(reader, params, arrays_for(mask, "gt" in reader.mask_sources()))
     size = params.model.attention_size
     if params.train.model == "mtdepth" and (size[0] > reader.height or size[1] > reader.width):
         raise MtDepthError(f"model.attention_size {list(size)} is larger than the store's "
                            f"{reader.height}x{reader.width} frames")
-    train = CachedDepthDataset(store, "train", mask, required=required)
-    val = CachedDepthDataset(store, "val", mask)
+    train = CachedDepthDataset(store, "train", mask, required=required, prefill=params.model.prefill)
+    val = CachedDepthDataset(store, "val", mask, prefill=params.model.prefill)
     if len(train) == 0:
         raise MtDepthError(f"store {store}: its train split has no frames")
     return Data(train, val, canonical(required), reader.height, reader.width)

@@ -32,12 +32,14 @@ StoreMask = Literal["yolo", "gt"]  # masks stage one writes
 MaskSource = Literal["yolo", "gt", "none"]  # the mask a depth net reads
 Model = Literal["mtdepth", "unet"]
 Query = Literal["mask", "mask_pos", "mask_feat"]
+Prefill = Literal["none", "nearest", "ipbasic", "nearest_masked", "ipbasic_masked"]  # the fill a net completes
+Output = Literal["absolute", "residual", "additive"]  # what a net's last layer predicts
 StoreSplit = Literal["random", "scene"]
 Split = Literal["train", "val", "all"]  # frames of a store
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Switch = Literal["auto", "on", "off"]
 Schedule = Literal["cosine", "constant"]
-DepthError = Literal["l1", "l2", "smooth_l1"]
+DepthError = Literal["l1", "l2", "l1_l2", "smooth_l1"]
 Baseline = Literal["nearest", "ipbasic"]
 Blur = Literal["gaussian", "bilateral"]
 Pattern = Literal["uniform", "keypoints", "lidar", "mixed"]  # sparse samples stage one draws
@@ -217,7 +219,12 @@ class ModelParams:
     head_channels: AtLeast1 = 64
     se_reduction: AtLeast1 = 16
     query: Query = "mask"  # mask (the paper), mask_pos, mask_feat
-    init_depth: PositiveMetres = 20.0  # metres an untrained net predicts everywhere
+    init_depth: PositiveMetres = 20.0  # metres an untrained absolute net predicts everywhere
+    # Not the paper's (docs/results.md: the ablation that chose them); the paper as written:
+    # prefill none, output absolute, keep_sparse false, loss.depth_error l2 (docs/results.md)
+    prefill: Prefill = "ipbasic"  # none (the paper); *_masked: each side of the mask filled from its own samples
+    output: Output = "residual"  # absolute (the paper), residual (fill * exp(correction)) or additive (fill + metres)
+    keep_sparse: bool = True  # write the measured samples back over the output
 
 
 @dataclass(frozen=True)
@@ -251,7 +258,7 @@ class LossParams:
     w_init: Weight = 0.5
     w_obj: Weight = 3.0
     w_seg: Weight = 1.0
-    depth_error: DepthError = "l2"  # smooth_l1: Huber, 1 m
+    depth_error: DepthError = "l1_l2"  # l2 (the paper), l1_l2 (their sum, as LRRU), smooth_l1 (Huber, 1 m)
 
 
 @dataclass(frozen=True)

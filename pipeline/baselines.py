@@ -1,6 +1,7 @@
 """Classical depth completion without learning: nearest fill and IP-Basic's fast fill.
 
     dense = nearest_fill(sparse)                  # (B, 1, H, W) metres, torch, any device
+    dense = nearest_fill_frame(sparse_hw)         # (H, W) float32 metres, numpy + OpenCV, ~1 ms at 128x256
     dense = ip_basic_fill(sparse_hw, IPBasicConfig())   # (H, W) float32 metres, numpy + OpenCV
     fill = BASELINES[name](config)                # batch (B, 1, H, W) -> (B, 1, H, W), same device
 
@@ -76,6 +77,39 @@ def nearest_fill(sparse: torch.Tensor) -> torch.Tensor:
     return torch.stack([_nearest_fill_frame(frame[0]) for frame in sparse]).unsqueeze(1)
 
 
+def nearest_fill_frame(sparse: np.ndarray) -> np.ndarray:
+    """(H, W) float32 metres -> every pixel takes the depth of a nearest sample (exact Euclidean distance).
+
+    OpenCV's Voronoi labelling (distanceTransformWithLabels) picks a sample per pixel in ~1 ms at
+    128x256, but its distances are approximate: on 0.02-0.8% of pixels (sparser maps: more) it picks
+    one up to a pixel farther than the nearest. Those pixels are found against OpenCV's exact
+    distance transform (DIST_MASK_PRECISE) and searched exactly, so every pixel's sample is at the
+    exact nearest distance. Ties may pick another sample than `nearest_fill` (whose rule is fixed).
+    """
+    depth = np.asarray(sparse, dtype=np.float32)
+    has = depth > 0
+    if not has.any():
+        return np.zeros_like(depth)
+    empty = (~has).astype(np.uint8)
+    _, labels = cv2.distanceTransformWithLabels(empty, cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL)
+    rows, cols = np.nonzero(has)
+    size = int(labels.max()) + 1
+    label_row, label_col = np.zeros(size, np.int64), np.zeros(size, np.int64)
+    label_row[labels[has]], label_col[labels[has]] = rows, cols
+    src_row, src_col = label_row[labels], label_col[labels]
+    height, width = depth.shape
+    yy, xx = np.mgrid[:height, :width]
+    chosen = (src_row - yy) ** 2 + (src_col - xx) ** 2
+    exact = np.rint(np.square(cv2.distanceTransform(empty, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).astype(np.float64)))
+    wrong_r, wrong_c = np.nonzero(chosen > exact)
+    if wrong_r.size:
+        row_of, column_sq = _nearest_in_column(torch.from_numpy(has))
+        cost = (wrong_c[:, None] - np.arange(width)[None, :]) ** 2 + column_sq.numpy()[wrong_r]  # (pixels, W)
+        best_col = cost.argmin(axis=1)
+        src_row[wrong_r, wrong_c], src_col[wrong_r, wrong_c] = row_of.numpy()[wrong_r, best_col], best_col
+    return depth[src_row, src_col]
+
+
 def _diamond(size: int) -> np.ndarray:
     """A size x size uint8 diamond structuring element (|dy| + |dx| <= size // 2)."""
     r = size // 2
@@ -133,7 +167,7 @@ def ip_basic_fill(sparse: np.ndarray, config: IPBasicConfig = IPBasicConfig()) -
     filled = inverted > EMPTY
     dense = np.where(filled, np.float32(config.max_depth) - inverted, np.float32(0))
     if not filled.all():
-        dense = _nearest_fill_frame(torch.from_numpy(dense)).numpy()
+        dense = nearest_fill_frame(dense)
     samples = depth[has]
     return np.clip(dense, samples.min(), samples.max()).astype(np.float32)
 

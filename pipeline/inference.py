@@ -8,7 +8,9 @@ How a frame reaches the net (`size`):
              training frames (RGB by area, sparse depth by nearest neighbour, which keeps
              the map's density but drops most samples when shrinking), completed there,
              and the dense map resized back to the frame's size bilinearly.
-The mask is the frozen segmenter's on the RGB the net sees, as stage one made it.
+The mask is the frozen segmenter's on the RGB the net sees, as stage one made it. A net trained on
+a fill (`model.prefill`) gets that fill computed here from the net-size sparse map (and mask), before
+the net or its ONNX session runs: the exported graph stays the network alone.
 
 Depth range: the net was trained on depth up to `max_depth` (farther ground truth and its
 samples were invalid), so sparse samples beyond it are dropped from the net's input (a
@@ -30,6 +32,7 @@ from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.checkpoint import CheckpointInfo, model_from_checkpoint
 from mtdepth.pipeline.kitti_io import read_image, read_sparse
 from mtdepth.pipeline.device import resolve_device
+from mtdepth.pipeline.prefill import MASK_AWARE, prefill_frame
 from mtdepth.pipeline.segmenter import SegmenterConfig
 from mtdepth.pipeline.tiling import Tiling, tiled
 from mtdepth.pipeline.vkitti2 import resize_area, resize_nearest
@@ -55,9 +58,14 @@ class DepthNet:
         self.info, self._run, self.backend = info, run, backend
 
     @property
+    def prefill(self) -> str:
+        """The fill the net completes (checkpoints from before prefills: "none")."""
+        return self.info.model_config.get("prefill", "none")
+
+    @property
     def uses_mask(self) -> bool:
-        """Whether the network reads the mask (the U-Net baseline does not)."""
-        return self.info.model_name != "unet"
+        """Whether the network or its fill reads the mask (the U-Net baseline on a plain fill does not)."""
+        return self.info.model_name != "unet" or self.prefill in MASK_AWARE
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         return self._run(inputs)
@@ -81,8 +89,8 @@ def load_net(path: Path, device: str = "auto", tiling: Tiling = TILING) -> Depth
     model, info = model_from_checkpoint(path, device)
 
     def forward(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        rgb, sparse, mask = (tensors[k] for k in ("rgb", "sparse", "mask"))
-        return model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask)["final"]
+        rgb, sparse, mask, fill = (tensors[k] for k in ("rgb", "sparse", "mask", "fill"))
+        return model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask, fill)["final"]
 
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
         return run_tiles(forward, inputs, tiling, device, getattr(model, "attention", None))
@@ -105,7 +113,7 @@ def run_tiles(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], inputs
 def segmenter_config(info: CheckpointInfo, mask_source: str | None, weights: str | None, batch: int,
                      device: str) -> SegmenterConfig | None:
     """How to make the masks: the checkpoint's segmenter, `weights` instead, or None (zero masks)."""
-    if info.model_name == "unet":
+    if info.model_name == "unet" and info.model_config.get("prefill", "none") not in MASK_AWARE:
         return None  # the baseline ignores the mask
     source = mask_source or ("none" if info.mask_source == "none" else "yolo")
     if source == "none":
@@ -175,6 +183,8 @@ def complete(net: DepthNet, frames: list[Frame], size: str = "native",
             "sparse": np.stack([prepared[i][1][None] for i in members]).astype(np.float32),
             "mask": np.stack([maps[i][None] for i in members]).astype(np.float32),
         }
+        fills = [prefill_frame(net.prefill, s[0], m[0]) for s, m in zip(inputs["sparse"], inputs["mask"])]
+        inputs["fill"] = np.stack(fills)[:, None]
         for i, depth in zip(members, net(inputs)):
             results[i] = depth[0]
     completed = []

@@ -1,8 +1,8 @@
 """The multi-task loss of MT-Depth: depth on D_final and D_init, object weighting, mask consistency.
 
 With Omega the valid ground-truth pixels (0 < D_gt <= max_depth), M_gt the GT instance
-foreground, rho the per-pixel depth error (`depth_error`: l1 |e|, l2 e^2, smooth_l1 Huber
-with a 1 m knee; e in metres) and sigma(z) the predicted mask:
+foreground, rho the per-pixel depth error (`depth_error`: l1 |e|, l2 e^2, l1_l2 |e| + e^2 as
+LRRU and CompletionFormer train, smooth_l1 Huber with a 1 m knee; e in metres) and sigma(z) the predicted mask:
 
     L_depth(D) = sum_{p in Omega} (1 + w_obj * M_gt(p)) * rho(D(p) - D_gt(p)) / |Omega|
     L_seg      = mean_p BCE(sigma(z(p)), M_gt(p))                (over every pixel)
@@ -33,6 +33,9 @@ def pixel_error(pred: torch.Tensor, gt: torch.Tensor, kind: str) -> torch.Tensor
         return (pred - gt).abs()
     if kind == "l2":
         return (pred - gt).square()
+    if kind == "l1_l2":
+        error = pred - gt
+        return error.abs() + error.square()
     if kind == "smooth_l1":
         return F.smooth_l1_loss(pred, gt, reduction="none", beta=HUBER_KNEE_M)
     raise ValueError(f"depth_error must be one of {DEPTH_ERRORS}, got {kind!r}")

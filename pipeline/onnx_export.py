@@ -1,8 +1,9 @@
 """The depth network as ONNX with dynamic batch, height and width, checked against torch at export.
 
-Graph: inputs rgb (N, 3, H, W) [0, 1], sparse (N, 1, H, W) metres, mask (N, 1, H, W) 0/1
-(validity = sparse > 0 is computed inside); output depth (N, 1, H, W) metres = D_final.
-The U-Net baseline ignores the mask, so its graph has no mask input.
+Graph: inputs rgb (N, 3, H, W) [0, 1], sparse (N, 1, H, W) metres, mask (N, 1, H, W) 0/1,
+fill (N, 1, H, W) metres (validity = sparse > 0 is computed inside); output depth (N, 1, H, W)
+metres = D_final. The U-Net baseline ignores the mask, so its graph has no mask input; a net
+without a prefill has no fill input (the fill itself is computed outside the graph, by predict).
 
 H and W are dynamic: the U-Net's pad-to-16 and crop and the bilinear upsampling export as
 shape arithmetic; the cross-attention's adaptive average pooling to its fixed grid, which
@@ -29,26 +30,27 @@ from torch.onnx import symbolic_helper
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.checkpoint import CheckpointInfo
 from mtdepth.pipeline.files import atomic_write
+from mtdepth.pipeline.prefill import prefill_frame
 
 FORMAT = "mtdepth-onnx"
 VERSION = 1
 METADATA_KEY = "mtdepth"
 OPSET = 17
 TOLERANCE_M = 1e-3
-CHANNELS = {"rgb": 3, "sparse": 1, "mask": 1}
+CHANNELS = {"rgb": 3, "sparse": 1, "mask": 1, "fill": 1}
 OUTPUT = "depth"
 CHECK_SIZES = ((375, 1242), (203, 377))  # besides the training size: KITTI's, and an odd one
 
 
 class DepthOnly(nn.Module):
-    """(rgb, sparse, mask) -> D_final: the network with its validity map computed inside."""
+    """(rgb, sparse, mask, fill) -> D_final: the network with its validity map computed inside."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, rgb: torch.Tensor, sparse: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask)["final"]
+    def forward(self, rgb: torch.Tensor, sparse: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+        return self.model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask, fill)["final"]
 
 
 def _pool_matrix(g, x, axis: int, bins: int):
@@ -79,8 +81,10 @@ def _adaptive_avg_pool2d(g, x, output_size):
     return g.op("MatMul", g.op("MatMul", rows, x), g.op("Transpose", cols, perm_i=[1, 0]))
 
 
-def example_inputs(height: int, width: int, max_depth: float, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
-    """Deterministic inputs: noise RGB, 5% sparse samples in [1, max_depth] m, a few rectangles of mask."""
+def example_inputs(height: int, width: int, max_depth: float, batch: int = 1, seed: int = 0,
+                   prefill: str = "none") -> dict[str, np.ndarray]:
+    """Deterministic inputs: noise RGB, 5% sparse samples in [1, max_depth] m, a few rectangles of mask,
+    and the net's fill of them."""
     rng = np.random.default_rng(seed)
     rgb = rng.random((batch, 3, height, width), dtype=np.float32)
     sparse = (rng.random((batch, 1, height, width)) < 0.05) * rng.uniform(1.0, max_depth, (batch, 1, height, width))
@@ -89,7 +93,9 @@ def example_inputs(height: int, width: int, max_depth: float, batch: int = 1, se
         for _ in range(3):
             top, left = rng.integers(0, height), rng.integers(0, width)
             mask[b, 0, top:top + height // 4, left:left + width // 6] = 1.0
-    return {"rgb": rgb, "sparse": sparse.astype(np.float32), "mask": mask}
+    sparse = sparse.astype(np.float32)
+    fill = np.stack([prefill_frame(prefill, sparse[b, 0], mask[b, 0]) for b in range(batch)])[:, None]
+    return {"rgb": rgb, "sparse": sparse, "mask": mask, "fill": fill}
 
 
 def session(path: Path, device: str = "cpu"):
@@ -117,7 +123,8 @@ def max_difference(model: nn.Module, sess, sizes, max_depth: float) -> float:
     wrapper = DepthOnly(model).eval()
     worst = 0.0
     for seed, (height, width) in enumerate(sizes):
-        inputs = example_inputs(height, width, max_depth, batch=2 if seed == 0 else 1, seed=seed)
+        inputs = example_inputs(height, width, max_depth, batch=2 if seed == 0 else 1, seed=seed,
+                                prefill=getattr(model, "prefill", "none"))
         with torch.inference_mode():
             expected = wrapper(*(torch.from_numpy(inputs[k]) for k in CHANNELS)).numpy()
         worst = max(worst, float(np.abs(run_session(sess, inputs) - expected).max()))
@@ -133,7 +140,7 @@ def export_onnx(model: nn.Module, info: CheckpointInfo, out: Path, tolerance: fl
 
     model = model.to("cpu").eval()
     wrapper = DepthOnly(model).eval()
-    sample = example_inputs(info.height, info.width, info.max_depth)
+    sample = example_inputs(info.height, info.width, info.max_depth, prefill=getattr(model, "prefill", "none"))
     dynamic = {name: {0: "batch", 2: "height", 3: "width"} for name in (*CHANNELS, OUTPUT)}
     sizes = ((info.height, info.width), *CHECK_SIZES)
     tmp = out.with_name(f".{out.name}.export")
@@ -197,6 +204,7 @@ def read_onnx(path: Path) -> CheckpointInfo:
         info = CheckpointInfo(**meta["info"])
     except (KeyError, TypeError) as exc:
         raise MtDepthError(f"{path}: its mtdepth metadata does not describe a model ({exc})") from None
-    expected = ["rgb", "sparse"] if info.model_name == "unet" else list(CHANNELS)
+    expected = ["rgb", "sparse"] + ([] if info.model_name == "unet" else ["mask"])
+    expected += [] if info.model_config.get("prefill", "none") == "none" else ["fill"]
     _check_inputs(path, graph.graph, expected)
     return info

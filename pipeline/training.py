@@ -1,7 +1,7 @@
 """The stage-two training loop, as functions over any iterable of batches.
 
 `mtdepth train` builds the loaders from the store and passes them in; tests pass lists.
-A batch is a dict of tensors: rgb, sparse, valid, mask, depth, gt_mask (cache/dataset.py).
+A batch is a dict of tensors: rgb, sparse, valid, mask, fill, depth, gt_mask (cache/dataset.py).
 
     trainer = Trainer(model, optimizer, loss, settings)          # model may be DDP-wrapped
     stats = trainer.train_epoch(batches, first_step, total_steps)
@@ -30,7 +30,7 @@ from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.losses import MultiTaskLoss
 from mtdepth.pipeline.metrics import error_sums
 
-INPUTS = ("rgb", "sparse", "valid", "mask")
+INPUTS = ("rgb", "sparse", "valid", "mask", "fill")  # a batch without "fill" passes None (no prefill)
 TARGETS = ("depth", "gt_mask")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LOSS_TERMS = ("loss", "final", "init", "seg")
@@ -102,7 +102,8 @@ def autocast(s: StepSettings) -> contextlib.AbstractContextManager:
 def to_device(batch: dict, s: StepSettings) -> dict:
     """The batch's tensors on the training device (4-D ones in the chosen memory format)."""
     memory = torch.channels_last if s.channels_last else torch.contiguous_format
-    return {key: batch[key].to(s.device, non_blocking=True, memory_format=memory) for key in (*INPUTS, *TARGETS)}
+    return {key: batch[key].to(s.device, non_blocking=True, memory_format=memory) for key in (*INPUTS, *TARGETS)
+            if key in batch}
 
 
 def steps_per_epoch(micro_batches: int, accumulate: int) -> int:
@@ -164,7 +165,7 @@ class Trainer:
             group_end = index + 1 == group_start + group_size
             with self._sync_context(group_end):
                 with autocast(s):
-                    outputs = model(*(batch[k] for k in INPUTS))
+                    outputs = model(*(batch.get(k) for k in INPUTS))
                 terms = self.loss(outputs, batch["depth"], batch["gt_mask"])
                 self.scaler.scale(terms["loss"] / group_size).backward()
             sums += torch.stack([terms[k].detach().double() for k in LOSS_TERMS])
@@ -208,7 +209,7 @@ def evaluate_sums(model: nn.Module, batches: Iterable[dict], s: StepSettings, ma
     for batch in batches:
         batch = to_device(batch, s)
         with autocast(s):
-            outputs = model(*(batch[k] for k in INPUTS))
+            outputs = model(*(batch.get(k) for k in INPUTS))
         for name in sums:
             sums[name] += error_sums(outputs[name].float(), batch["depth"], max_depth)
     return sums

@@ -5,7 +5,7 @@
     mtdepth train --out runs/mtdepth --resume-if-compatible         # dvc.yaml: continue, keep or restart
     torchrun --standalone --nproc_per_node=2 -m mtdepth.cli train --out runs/ddp ...   # DDP, one GPU per rank
 
-Every option overrides its `train.*` (or `model.query`) param. Reads the store only: no
+Every option overrides its `train.*` (or `model.*`, `loss.depth_error`) param. Reads the store only: no
 image is decoded and the segmenter is never imported.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import click
 
 from mtdepth.log import progress_bar
-from mtdepth.params import MaskSource, Model, Precision, Query, Switch, choices, load_params, override
+from mtdepth.params import (DepthError, MaskSource, Model, Output, Precision, Prefill, Query, Switch, choices,
+                            load_params, override)
 
 
 @click.command("train")
@@ -26,6 +27,12 @@ from mtdepth.params import MaskSource, Model, Precision, Query, Switch, choices,
 @click.option("--model", type=click.Choice(choices(Model)), help="Network. [train.model]")
 @click.option("--mask-source", type=click.Choice(choices(MaskSource)), help="Store mask fed to MT-Depth. [train.mask_source]")
 @click.option("--query", type=click.Choice(choices(Query)), help="Cross-attention query input. [model.query]")
+@click.option("--prefill", type=click.Choice(choices(Prefill)), help="Classical fill the net completes. [model.prefill]")
+@click.option("--output", type=click.Choice(choices(Output)), help="Absolute depth, or a correction of the fill (residual: "
+              "log space; additive: metres). [model.output]")
+@click.option("--keep-sparse/--no-keep-sparse", default=None, help="Write the samples back over the output. "
+              "[model.keep_sparse]")
+@click.option("--depth-error", type=click.Choice(choices(DepthError)), help="Per-pixel depth error. [loss.depth_error]")
 @click.option("--epochs", type=int, help="Epochs in all (a resumed run counts the ones done). [train.epochs]")
 @click.option("--lr", type=float, help="Peak learning rate. [train.lr]")
 @click.option("--batch", type=int, help="Frames per step and process. [train.batch]")
@@ -38,14 +45,15 @@ from mtdepth.params import MaskSource, Model, Precision, Query, Switch, choices,
 @click.option("--resume-if-compatible", is_flag=True,
               help="Continue an unfinished run in --out of these exact params and store, keep a finished one, "
                    "else start afresh over it (dvc.yaml's persisted run folders).")
-def train(params_file, store, model, mask_source, query, epochs, lr, batch, workers, precision, compile_, device, out,
-          resume, resume_if_compatible):
+def train(params_file, store, model, mask_source, query, prefill, output, keep_sparse, depth_error, epochs, lr, batch,
+          workers, precision, compile_, device, out, resume, resume_if_compatible):
     """Train MT-Depth (or the U-Net baseline) from the cached arrays alone."""
     from mtdepth.cache.train_run import run
 
     params = load_params(params_file)
     params = override(params, "store", path=store)
-    params = override(params, "model", query=query)
+    params = override(params, "model", query=query, prefill=prefill, output=output, keep_sparse=keep_sparse)
+    params = override(params, "loss", depth_error=depth_error)
     params = override(params, "train", model=model, mask_source=mask_source, epochs=epochs, lr=lr, batch=batch,
                       workers=workers, precision=precision, compile=compile_, device=device, out=out)
     if resume and resume_if_compatible:

@@ -36,7 +36,7 @@ def new_model(params) -> DepthCompletionNet:
     """The network `params` (a Params) describe: train.model, model.*, data.max_depth."""
     m = params.model
     config = {"name": params.train.model, "channels": list(m.unet_channels), "max_depth": params.data.max_depth,
-              "init_depth": m.init_depth}
+              "init_depth": m.init_depth, "prefill": m.prefill, "output": m.output, "keep_sparse": m.keep_sparse}
     if params.train.model == "mtdepth":
         config.update(attention_dim=m.attention_dim, attention_size=list(m.attention_size),
                       fusion_channels=m.fusion_channels, head_channels=m.head_channels, se_reduction=m.se_reduction,

@@ -1,13 +1,20 @@
 """MT-Depth (section 3.5) and its U-Net baseline (Table 3's "UNet" row).
 
 Both take rgb (B, 3, H, W) in [0, 1], sparse (B, 1, H, W) metres (0 = no sample),
-valid (B, 1, H, W) and mask (B, 1, H, W) in [0, 1], at any H, W, and return
+valid (B, 1, H, W), mask (B, 1, H, W) in [0, 1] and fill (B, 1, H, W) metres (the classical fill of
+pipeline/prefill.py; only read when `prefill` is not "none"), at any H, W, and return
 
     {"init": D_init, "final": D_final, "mask_logits": logits or None}
 
 with depths in metres (B, 1, H, W). Inside the net depth is scaled by `max_depth`: the
-sparse input is divided by it and each output is max_depth * softplus(raw), positive,
-with the output convs initialised so an untrained net predicts about `init_depth` metres everywhere.
+sparse input (and the fill, a sixth input channel) is divided by it. Each output map follows `output`:
+    absolute  max_depth * softplus(raw), positive, the output convs initialised so an untrained
+              net predicts about `init_depth` metres everywhere (the paper as written);
+    residual  fill * exp(b * tanh(raw / b)), b = RESIDUAL_LOG_BOUND: a correction in log space, so
+              it scales with depth (a 10% change is the same raw value at 2 m and at 60 m);
+    additive  max(0, fill + max_depth * raw): a correction in metres, the same at every depth;
+              both with the output convs zero-initialised: an untrained net returns its fill exactly.
+With `keep_sparse` every measured sample is written back over each output (D = sparse where valid).
 The U-Net baseline's D_final is its D_init and it ignores the mask. The mask is an
 input, never a parameter: no gradient reaches it (the segmenter stays outside the graph).
 """
@@ -21,14 +28,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mtdepth.params import Output, choices
 from mtdepth.pipeline.models.cross_attention import CrossAttention
 from mtdepth.pipeline.models.fusion import Fusion
 from mtdepth.pipeline.models.head import DepthHead, MaskHead
-from mtdepth.pipeline.models.unet import UNet
+from mtdepth.pipeline.models.unet import INPUT_CHANNELS, UNet
+from mtdepth.pipeline.prefill import check_prefill
 
 __all__ = ["DepthCompletionNet", "MTDepth", "UNetBaseline"]
 
 OUTPUT_WEIGHT_STD = 1e-3  # output convs start almost constant, at init_depth
+OUTPUTS = choices(Output)
+RESIDUALS = ("residual", "additive")  # the outputs that correct the fill
+RESIDUAL_LOG_BOUND = 1.0  # a residual output stays within fill * [1/e, e]
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -50,26 +62,55 @@ def _inverse_softplus(y: float) -> float:
 class DepthCompletionNet(nn.Module):
     """What both networks share: input normalisation, the depth branch, the output transform."""
 
-    def __init__(self, channels: Sequence[int], max_depth: float, init_depth: float):
+    def __init__(self, channels: Sequence[int], max_depth: float, init_depth: float, prefill: str = "none",
+                 output: str = "absolute", keep_sparse: bool = False):
         super().__init__()
         if not 0 < init_depth < max_depth:
             raise ValueError(f"init_depth must be in (0, max_depth={max_depth}), got {init_depth!r}")
+        check_prefill(prefill)
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        if output in RESIDUALS and prefill == "none":
+            raise ValueError(f"a {output} output corrects a fill: it needs a prefill other than 'none'")
         self.max_depth, self.init_depth = float(max_depth), float(init_depth)
-        self.unet = UNet(channels)
+        self.prefill, self.output, self.keep_sparse = prefill, output, bool(keep_sparse)
+        self.unet = UNet(channels, INPUT_CHANNELS + (prefill != "none"))
 
-    def _depth(self, raw: torch.Tensor) -> torch.Tensor:
-        """Metres from a raw output map: max_depth * softplus(raw), computed in fp32."""
-        return self.max_depth * F.softplus(raw.float())
+    @property
+    def _output_config(self) -> dict:
+        return {"prefill": self.prefill, "output": self.output, "keep_sparse": self.keep_sparse}
+
+    def _depth(self, raw: torch.Tensor, sparse: torch.Tensor, valid: torch.Tensor, fill) -> torch.Tensor:
+        """Metres from a raw output map (absolute or residual, then keep_sparse), computed in fp32."""
+        raw = raw.float()
+        if self.output == "residual":
+            depth = fill.float() * torch.exp(RESIDUAL_LOG_BOUND * torch.tanh(raw / RESIDUAL_LOG_BOUND))
+        elif self.output == "additive":
+            depth = (fill.float() + self.max_depth * raw).clamp(min=0)
+        else:
+            depth = self.max_depth * F.softplus(raw)
+        if self.keep_sparse:
+            depth = torch.where(valid > 0, sparse.float(), depth)
+        return depth
 
     def _init_outputs(self, *convs: nn.Conv2d) -> None:
-        """Near-zero weights and a bias that makes the untrained output `init_depth` metres."""
+        """Absolute: near-zero weights and a bias that makes the untrained output `init_depth` metres.
+        Residual, additive: zero weights and bias, so the untrained output is the fill itself."""
         for conv in convs:
-            nn.init.normal_(conv.weight, std=OUTPUT_WEIGHT_STD)
-            nn.init.constant_(conv.bias, _inverse_softplus(self.init_depth / self.max_depth))
+            if self.output in RESIDUALS:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
+            else:
+                nn.init.normal_(conv.weight, std=OUTPUT_WEIGHT_STD)
+                nn.init.constant_(conv.bias, _inverse_softplus(self.init_depth / self.max_depth))
 
-    def _features(self, rgb, sparse, valid) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([rgb, sparse / self.max_depth, valid], dim=1)  # eq. 3, (B, 5, H, W)
-        return self.unet(x)
+    def _features(self, rgb, sparse, valid, fill) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = [rgb, sparse / self.max_depth, valid]  # eq. 3, (B, 5, H, W)
+        if self.prefill != "none":
+            if fill is None:
+                raise ValueError(f"this net completes a {self.prefill!r} fill: pass fill")
+            inputs.append(fill / self.max_depth)
+        return self.unet(torch.cat(inputs, dim=1))
 
     @property
     def config(self) -> dict:
@@ -83,22 +124,24 @@ class UNetBaseline(DepthCompletionNet):
     Args:
         channels: U-Net channels per level (8, 16, 32, 64, 128).
         max_depth: metres; the depth scale inside the net.
-        init_depth: what the untrained net predicts, metres.
+        init_depth: what the untrained net predicts, metres (absolute output).
+        prefill, output, keep_sparse: the fill it completes, absolute or residual output, samples kept.
     """
 
-    def __init__(self, channels: Sequence[int] = (8, 16, 32, 64, 128), max_depth: float = 80.0, init_depth: float = 20.0):
-        super().__init__(channels, max_depth, init_depth)
+    def __init__(self, channels: Sequence[int] = (8, 16, 32, 64, 128), max_depth: float = 80.0,
+                 init_depth: float = 20.0, prefill: str = "none", output: str = "absolute", keep_sparse: bool = False):
+        super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse)
         _init_weights(self)
         self._init_outputs(self.unet.depth_out)
 
     @property
     def config(self) -> dict:
         return {"name": "unet", "channels": list(self.unet.channels), "max_depth": self.max_depth,
-                "init_depth": self.init_depth}
+                "init_depth": self.init_depth, **self._output_config}
 
-    def forward(self, rgb, sparse, valid, mask=None) -> dict:
-        _, raw = self._features(rgb, sparse, valid)
-        depth = self._depth(raw)
+    def forward(self, rgb, sparse, valid, mask=None, fill=None) -> dict:
+        _, raw = self._features(rgb, sparse, valid, fill)
+        depth = self._depth(raw, sparse, valid, fill)
         return {"init": depth, "final": depth, "mask_logits": None}
 
 
@@ -114,13 +157,15 @@ class MTDepth(DepthCompletionNet):
         se_reduction: squeeze-and-excitation reduction ratio (16).
         query: the cross-attention's query input ("mask", "mask_pos", "mask_feat").
         max_depth: metres; the depth scale inside the net.
-        init_depth: what the untrained net predicts, metres.
+        init_depth: what the untrained net predicts, metres (absolute output).
+        prefill, output, keep_sparse: the fill it completes, absolute or residual outputs, samples kept.
     """
 
     def __init__(self, channels: Sequence[int] = (8, 16, 32, 64, 128), attention_dim: int = 32,
                  attention_size: Sequence[int] = (16, 32), fusion_channels: int = 128, head_channels: int = 64,
-                 se_reduction: int = 16, query: str = "mask", max_depth: float = 80.0, init_depth: float = 20.0):
-        super().__init__(channels, max_depth, init_depth)
+                 se_reduction: int = 16, query: str = "mask", max_depth: float = 80.0, init_depth: float = 20.0,
+                 prefill: str = "none", output: str = "absolute", keep_sparse: bool = False):
+        super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse)
         c = self.unet.feature_channels
         self.attention = CrossAttention(c, attention_dim, tuple(attention_size), query)
         self.fusion = Fusion(c, fusion_channels)
@@ -135,11 +180,12 @@ class MTDepth(DepthCompletionNet):
     @property
     def config(self) -> dict:
         return {"name": "mtdepth", "channels": list(self.unet.channels), **self._args, "max_depth": self.max_depth,
-                "init_depth": self.init_depth}
+                "init_depth": self.init_depth, **self._output_config}
 
-    def forward(self, rgb, sparse, valid, mask) -> dict:
-        features, raw_init = self._features(rgb, sparse, valid)  # F_depth (B, C, H, W)
+    def forward(self, rgb, sparse, valid, mask, fill=None) -> dict:
+        features, raw_init = self._features(rgb, sparse, valid, fill)  # F_depth (B, C, H, W)
         attended = self.attention(features, mask)  # F_att (B, C, H, W)
         fused = self.fusion(attended, features)  # F_fused (B, C', H, W)
-        return {"init": self._depth(raw_init), "final": self._depth(self.head(fused)),
+        return {"init": self._depth(raw_init, sparse, valid, fill),
+                "final": self._depth(self.head(fused), sparse, valid, fill),
                 "mask_logits": self.mask_head(fused).float()}

@@ -1,0 +1,57 @@
+"""The prefills on a store, side by side in one run: cost per frame and, scored as completions
+themselves, RMSE/MAE per region with each mask source (the instance prior without any training).
+
+    .venv/bin/python bench/bench_prefill.py --store data/results.zarr [--frames 204] [--params params.yaml]
+
+Reads the store's validation split (it needs mask/gt; mask/yolo where present). For each prefill
+and mask source it times `prefill_frame` alone on frames already in memory, then scores the fills
+with the evaluator (`evaluate.boundary_px`, `data.max_depth` from the params) and prints markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from mtdepth.cache.dataset import CachedDepthDataset
+from mtdepth.cache.store import open_store
+from mtdepth.params import load_params
+from mtdepth.pipeline.evaluation import EvalSettings, evaluate_batches
+from mtdepth.pipeline.prefill import MASK_AWARE, PREFILLS, prefill_frame
+
+REGIONS = ("all", "object", "boundary", "background")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--frames", type=int, default=None, help="first N validation frames (default: all)")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    sources = [s for s in ("yolo", "gt") if s in open_store(args.store).mask_sources()]
+    settings = EvalSettings(max_depth=params.data.max_depth, boundary_px=params.evaluate.boundary_px,
+                            distance_edges=params.evaluate.distance_bins)
+    print(f"| fill | masks | ms/frame | {' | '.join(f'{r} RMSE / MAE (mm)' for r in REGIONS)} |")
+    print("|---|---|---:|" + "---:|" * len(REGIONS))
+    for kind in PREFILLS[1:]:
+        for source in (sources if kind in MASK_AWARE else ["none"]):
+            dataset = CachedDepthDataset(args.store, "val", source)
+            count = len(dataset) if args.frames is None else min(args.frames, len(dataset))
+            items = dataset.__getitems__(list(range(count)))
+            started = time.perf_counter()
+            fills = [prefill_frame(kind, item["sparse"][0].numpy(), item["mask"][0].numpy()) for item in items]
+            ms = 1000 * (time.perf_counter() - started) / count
+            batches = [{**{k: torch.stack([item[k] for item in items[i:i + 8]]) for k in ("depth", "gt_mask")},
+                        "fill": torch.stack([torch.from_numpy(f)[None] for f in fills[i:i + 8]]),
+                        "index": [item["index"] for item in items[i:i + 8]]} for i in range(0, count, 8)]
+            result = evaluate_batches(batches, lambda batch: {"final": batch["fill"]}, ("final",), settings)
+            table = result.table("pooled")["final"]
+            cells = " | ".join(f"{table[r]['rmse_mm']:,.0f} / {table[r]['mae_mm']:,.0f}" for r in REGIONS)
+            print(f"| {kind} | {source} | {ms:.1f} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()
