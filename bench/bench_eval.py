@@ -86,12 +86,13 @@ def main() -> None:
         store = make_store(work, args.frames)
         params = override(params, "store", path=str(store))
         params = override(params, "evaluate", split="all", panel_frames=[])
-        dataset = CachedDepthDataset(store, split="all", mask_source="gt")
+        dataset = CachedDepthDataset(store, split="all", mask_source="gt", prefill=params.model.prefill)
         n = len(dataset)
         items = [dataset[i] for i in range(n)]
         batch_size = params.evaluate.batch
         batches = [{k: torch.stack([item[k] for item in items[i:i + batch_size]]).to(device)
-                    for k in ("rgb", "sparse", "valid", "mask", "depth")} for i in range(0, n, batch_size)]
+                    for k in ("rgb", "sparse", "valid", "mask", "fill", "depth") if k in items[0]}
+                   for i in range(0, n, batch_size)]
         h, w = dataset.height, dataset.width
         load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
         print(f"{n} synthetic frames at {h}x{w}, batch {batch_size}, device {device}, "

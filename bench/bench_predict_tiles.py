@@ -105,9 +105,11 @@ def main() -> None:
     rows.append((f"{args.big} tiled", *predict(ckpt, frame(args.out, *big), args.out / "big")))
     print(f"tiling: {TILING.tile} px tiles, {TILING.margin} px margins; OMP_NUM_THREADS=1, CPU, masks none, "
           f"{'onnxruntime' if args.onnx else 'torch'}")
+    print("\n| frame | peak RSS (GiB) | seconds | s/megapixel |\n|---|---:|---:|---:|")
     for label, rss, seconds in rows:
         pixels = (big[0] * big[1] if label.startswith(args.big) else small[0] * small[1]) / 1e6
-        print(f"{label:>20}: peak RSS {rss:.2f} GiB, {seconds:.1f} s ({seconds / pixels:.1f} s/MP)")
+        print(f"| {label} | {rss:.2f} | {seconds:.1f} | {seconds / pixels:.1f} |")
+    print()
     print(f"tiled vs untiled at {name} (depth {whole.min():.1f}..{whole.max():.1f} m): max |diff| "
           f"{difference.max() * 1000:.2f} mm, mean {difference.mean() * 1000:.4f} mm; within {SEAM_PX} px of a seam "
           f"max {difference[seams].max(initial=0) * 1000:.2f} mm mean {(difference[seams].mean() if seams.any() else 0) * 1000:.4f} mm; away max "

@@ -2,6 +2,7 @@
 themselves, RMSE/MAE per region with each mask source (the instance prior without any training).
 
     .venv/bin/python bench/bench_prefill.py --store data/results.zarr [--frames 204] [--params params.yaml]
+    .venv/bin/python bench/bench_prefill.py --tiny      # smoke test on a 5-frame store it makes (figures meaningless)
 
 Reads the store's validation split (it needs mask/gt; mask/yolo where present). For each prefill
 and mask source it times `prefill_frame` alone on frames already in memory, then scores the fills
@@ -11,7 +12,9 @@ with the evaluator (`evaluate.boundary_px`, `data.max_depth` from the params) an
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -21,15 +24,44 @@ from mtdepth.params import load_params
 from mtdepth.pipeline.evaluation import EvalSettings, evaluate_batches
 from mtdepth.pipeline.prefill import MASK_AWARE, PREFILLS, prefill_frame
 
-REGIONS = ("all", "object", "boundary", "background")
+from mtdepth.pipeline.regions import REGIONS as GROUPS
+
+REGIONS = ("all", *GROUPS)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", required=True)
+    parser.add_argument("--store", help="a stage-one store (required unless --tiny)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--frames", type=int, default=None, help="first N validation frames (default: all)")
+    parser.add_argument("--tiny", action="store_true", help="a 5-frame store made here (figures meaningless)")
     args = parser.parse_args()
+    if args.tiny:
+        with tempfile.TemporaryDirectory() as tmp:
+            args.store = str(tiny_store(Path(tmp)))
+            run(args)
+    elif args.store is None:
+        parser.error("--store is required (or --tiny)")
+    else:
+        run(args)
+
+
+def tiny_store(work: Path) -> Path:
+    """A 5-frame synthetic store (GT masks) made through the CLI."""
+    from click.testing import CliRunner
+
+    from mtdepth.cli import cli
+
+    data, store = work / "synth", work / "store.zarr"
+    for args in (["synth", "--out", str(data), "--scenes", "Scene01", "--conditions", "clone", "--frames", "5"],
+                 ["segment", "--data", str(data), "--store", str(store), "--mask-sources", "gt"]):
+        result = CliRunner().invoke(cli, args)
+        if result.exit_code != 0:
+            raise SystemExit(f"bench_prefill: {args[0]} failed: {result.output.strip()}")
+    return store
+
+
+def run(args) -> None:
     params = load_params(args.params)
     sources = [s for s in ("yolo", "gt") if s in open_store(args.store).mask_sources()]
     settings = EvalSettings(max_depth=params.data.max_depth, boundary_px=params.evaluate.boundary_px,

@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mtdepth.params import Params, override
 from mtdepth.pipeline.losses import MultiTaskLoss
 from mtdepth.pipeline.models import new_model
+from mtdepth.pipeline.prefill import prefill_frame
 from mtdepth.pipeline.training import StepSettings, Trainer, resolve_precision
 
 BATCH = 4
@@ -34,8 +36,10 @@ def batch_of(height: int, width: int) -> dict:
     depth = torch.rand(BATCH, 1, height, width, generator=g) * 60 + 2
     keep = (torch.rand(BATCH, 1, height, width, generator=g) < 0.05).float()
     mask = (torch.rand(BATCH, 1, height, width, generator=g) < 0.2).float()
-    return {"rgb": torch.rand(BATCH, 3, height, width, generator=g), "sparse": depth * keep, "valid": keep,
-            "mask": mask, "depth": depth, "gt_mask": mask}
+    sparse = depth * keep
+    fill = np.stack([prefill_frame(Params().model.prefill, s[0].numpy(), m[0].numpy()) for s, m in zip(sparse, mask)])
+    return {"rgb": torch.rand(BATCH, 3, height, width, generator=g), "sparse": sparse, "valid": keep,
+            "mask": mask, "fill": torch.from_numpy(fill)[:, None], "depth": depth, "gt_mask": mask}
 
 
 def matmul_peak(dtype: torch.dtype, reps: int = 10) -> float:
@@ -52,7 +56,7 @@ def step_flops(name: str, height: int, width: int) -> float:
     model = new_model(override(Params(), "train", model=name))
     batch = batch_of(height, width)
     with FlopCounterMode(display=False) as counter:
-        out = model(batch["rgb"], batch["sparse"], batch["valid"], batch["mask"])
+        out = model(batch["rgb"], batch["sparse"], batch["valid"], batch["mask"], batch["fill"])
         MultiTaskLoss()(out, batch["depth"], batch["gt_mask"])["loss"].backward()
     return counter.get_total_flops()
 
