@@ -8,12 +8,21 @@ models in `weights/` install as package data of `mtdepth.weights`.
 
 from setuptools import find_packages, setup
 
-ROOTS = {"mtdepth": "mtdepth", "mtdepth.pipeline": "pipeline", "mtdepth.cache": "cache", "mtdepth.stages": "stages",
-         "mtdepth.weights": "weights"}
+ROOTS = {
+    "mtdepth": "mtdepth",
+    "mtdepth.pipeline": "pipeline",
+    "mtdepth.cache": "cache",
+    "mtdepth.stages": "stages",
+    "mtdepth.weights": "weights",
+}
 
 packages = []
 for name, folder in ROOTS.items():
     packages += [name, *(f"{name}.{sub}" for sub in find_packages(folder))]
 
-setup(packages=packages, package_dir=ROOTS,
-      package_data={"mtdepth.weights": ["*.pt", "*.onnx", "*.json"]}, include_package_data=False)
+setup(
+    packages=packages,
+    package_dir=ROOTS,
+    package_data={"mtdepth.weights": ["*.pt", "*.onnx", "*.json"]},
+    include_package_data=False,
+)

@@ -51,8 +51,10 @@ def best_seconds(function) -> float:
 def make_store(work: Path, frames: int) -> Path:
     """A synthetic dataset of `frames` frames and its store (GT masks only)."""
     data, store = work / "synth", work / "store.zarr"
-    for args in (["synth", "--out", str(data), "--scenes", "Scene01", "--conditions", "clone", "--frames", str(frames)],
-                 ["segment", "--data", str(data), "--store", str(store), "--mask-sources", "gt"]):
+    for args in (
+        ["synth", "--out", str(data), "--scenes", "Scene01", "--conditions", "clone", "--frames", str(frames)],
+        ["segment", "--data", str(data), "--store", str(store), "--mask-sources", "gt"],
+    ):
         result = CliRunner().invoke(cli, args)
         if result.exit_code != 0:
             raise SystemExit(f"bench_eval: {' '.join(args[:1])} failed: {result.output.strip()}")
@@ -63,9 +65,16 @@ def make_checkpoint(path: Path, params, name: str, store: Path) -> Path:
     model = new_model(override(params, "train", model=name))
     reader = open_store(store)
     provenance = {array: reader.provenance(array) for array in ("rgb", "depth", "sparse", "mask/gt")}
-    info = CheckpointInfo(model_config=model.config, mask_source="gt", height=reader.height, width=reader.width,
-                          max_depth=params.data.max_depth, store_url=str(store), store_provenance=provenance,
-                          segmenter=None)
+    info = CheckpointInfo(
+        model_config=model.config,
+        mask_source="gt",
+        height=reader.height,
+        width=reader.width,
+        max_depth=params.data.max_depth,
+        store_url=str(store),
+        store_provenance=provenance,
+        segmenter=None,
+    )
     save_checkpoint(path, checkpoint_state(model, info))
     return path
 
@@ -90,25 +99,35 @@ def main() -> None:
         n = len(dataset)
         items = [dataset[i] for i in range(n)]
         batch_size = params.evaluate.batch
-        batches = [{k: torch.stack([item[k] for item in items[i:i + batch_size]]).to(device)
-                    for k in ("rgb", "sparse", "valid", "mask", "fill", "depth") if k in items[0]}
-                   for i in range(0, n, batch_size)]
+        batches = [
+            {
+                k: torch.stack([item[k] for item in items[i : i + batch_size]]).to(device)
+                for k in ("rgb", "sparse", "valid", "mask", "fill", "depth")
+                if k in items[0]
+            }
+            for i in range(0, n, batch_size)
+        ]
         h, w = dataset.height, dataset.width
         load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-        print(f"{n} synthetic frames at {h}x{w}, batch {batch_size}, device {device}, "
-              f"{torch.get_num_threads()} CPU threads, load average {load}, best of {PASSES}\n")
+        print(
+            f"{n} synthetic frames at {h}x{w}, batch {batch_size}, device {device}, "
+            f"{torch.get_num_threads()} CPU threads, load average {load}, best of {PASSES}\n"
+        )
 
         ip_config = IPBasicConfig(max_depth=params.evaluate.ipbasic_max_depth)
         print("| baseline | ms/frame |\n|---|---:|")
-        for label, fill in (("nearest fill (exact Euclidean, torch)", nearest_fill),
-                            ("IP-Basic fast fill (OpenCV, CPU)", lambda s: ip_basic(s, ip_config))):
+        for label, fill in (
+            ("nearest fill (exact Euclidean, torch)", nearest_fill),
+            ("IP-Basic fast fill (OpenCV, CPU)", lambda s: ip_basic(s, ip_config)),
+        ):
             seconds = best_seconds(lambda: [fill(b["sparse"]) for b in batches])
             print(f"| {label} | {1000 * seconds / n:.1f} |")
 
         sources = {"nearest": baseline_source("nearest", params), "ipbasic": baseline_source("ipbasic", params)}
         for name in ("unet", "mtdepth"):
-            sources[name] = checkpoint_source(str(make_checkpoint(work / f"{name}.pt", params, name, store)), device,
-                                              params.data.max_depth)
+            sources[name] = checkpoint_source(
+                str(make_checkpoint(work / f"{name}.pt", params, name, store)), device, params.data.max_depth
+            )
         print("\n| source | predict alone frames/s | whole evaluator frames/s | evaluator / predict alone |")
         print("|---|---:|---:|---:|")
         for name, source in sources.items():

@@ -63,8 +63,10 @@ def write_kitti_folder(synth: Path, out: Path) -> list[str]:
         frame = load_frame(ref, *KITTI_SIZE, MAX_DEPTH)
         name = f"{ref.scene}_{ref.condition}_image_{ref.index:05d}"  # KITTI: ..._sync_image_0000000005_image_02
         kitti_io.atomic_write(out / "image" / f"{name}.png", lambda p: Image.fromarray(frame.rgb).save(p, format="PNG"))
-        kitti_io.write_depth_png(out / "velodyne_raw" / f"{partner(name, 'velodyne_raw')}.png",
-                                 sparsify(frame.depth, KEEP_PROB, SEED, ref.key))
+        kitti_io.write_depth_png(
+            out / "velodyne_raw" / f"{partner(name, 'velodyne_raw')}.png",
+            sparsify(frame.depth, KEEP_PROB, SEED, ref.key),
+        )
         kitti_io.write_depth_png(out / "groundtruth_depth" / f"{partner(name, 'groundtruth_depth')}.png", frame.depth)
         fx, fy, cx, cy = frame.intrinsics
         (out / "intrinsics" / f"{name}.txt").write_text(f"{fx} 0 {cx} 0 {fy} {cy} 0 0 1\n")
@@ -104,6 +106,7 @@ def backend_steps(model, onnx_path: Path, inputs: dict[str, np.ndarray]) -> dict
         def step(net=net, tensors=tensors, device=device, amp=amp):
             with torch.inference_mode(), torch.autocast(device, enabled=amp):
                 net(*tensors).float().cpu()
+
         steps[f"torch eager, {label}"] = step
     providers = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in providers:
@@ -116,8 +119,10 @@ def inference_table(model, info: CheckpointInfo, work: Path, repeats: int) -> No
     """Table 1: frames/s of torch eager and ORT at each size, measured interleaved."""
     onnx_path = work / "model.onnx"
     check = onnx_export.export_onnx(model, info, onnx_path)
-    print(f"export check: max |torch - ORT| = {check['max_abs_diff_m']:.2e} m at "
-          f"{', '.join(f'{h}x{w}' for h, w in check['sizes'])} (tolerance {check['tolerance_m']:g} m)\n")
+    print(
+        f"export check: max |torch - ORT| = {check['max_abs_diff_m']:.2e} m at "
+        f"{', '.join(f'{h}x{w}' for h, w in check['sizes'])} (tolerance {check['tolerance_m']:g} m)\n"
+    )
     rows: dict[str, list[str]] = {}
     for height, width in SIZES:
         steps = backend_steps(model, onnx_path, onnx_export.example_inputs(height, width, info.max_depth))
@@ -133,13 +138,23 @@ def inference_table(model, info: CheckpointInfo, work: Path, repeats: int) -> No
 def step_table(checkpoint: Path, root: Path, names: list[str], work: Path, size: str) -> None:
     """Table 2: where predict's time goes per 375x1242 frame at `size`, with the segmenter's share."""
     net = load_net(checkpoint, "cpu")
-    config = segmenter_config(net.info, None, None, 8, "cpu") if net.info.segmenter else SegmenterConfig(
-        **{**DEFAULT_SEGMENTER, "classes": ()}, device="cpu")
+    config = (
+        segmenter_config(net.info, None, None, 8, "cpu")
+        if net.info.segmenter
+        else SegmenterConfig(**{**DEFAULT_SEGMENTER, "classes": ()}, device="cpu")
+    )
     segmenter = Segmenter(config)
     at = f"{net.info.height}x{net.info.width}" if size == "trained" else "%dx%d" % KITTI_SIZE
-    times = dict.fromkeys(["read image + sparse", f"segmenter (on the {at} net input)", f"depth net ({at})",
-                           "resize to and from the net's size" if size == "trained" else "prepare inputs",
-                           "write PNG + preview"], 0.0)
+    times = dict.fromkeys(
+        [
+            "read image + sparse",
+            f"segmenter (on the {at} net input)",
+            f"depth net ({at})",
+            "resize to and from the net's size" if size == "trained" else "prepare inputs",
+            "write PNG + preview",
+        ],
+        0.0,
+    )
     labels = list(times)
 
     def timed_net(inputs):
@@ -147,6 +162,7 @@ def step_table(checkpoint: Path, root: Path, names: list[str], work: Path, size:
         depth = net(inputs)
         times[labels[2]] += time.perf_counter() - started
         return depth
+
     timed = DepthNet(net.info, timed_net, net.backend)
     for name in names:
         pair = (root / "image" / f"{name}.png", root / "velodyne_raw" / f"{partner(name, 'velodyne_raw')}.png")
@@ -164,19 +180,34 @@ def step_table(checkpoint: Path, root: Path, names: list[str], work: Path, size:
         write_preview(work / f"{name}_preview.png", dense, net.info.max_depth)
         times[labels[4]] += time.perf_counter() - started
     total = sum(times.values())
-    print(f"\npredict per 375x1242 frame, CPU, torch, --size {size}, {len(names)} frames one at a time "
-          f"(segmenter {config.weights}, imgsz {config.imgsz}):\n")
+    print(
+        f"\npredict per 375x1242 frame, CPU, torch, --size {size}, {len(names)} frames one at a time "
+        f"(segmenter {config.weights}, imgsz {config.imgsz}):\n"
+    )
     print("| step | ms/frame | share |\n|---|---:|---:|")
     for label, seconds in times.items():
         print(f"| {label} | {1000 * seconds / len(names):.0f} | {100 * seconds / total:.0f}% |")
     print(f"| whole frame | {1000 * total / len(names):.0f} ({len(names) / total:.2f} frames/s) | 100% |")
     started = time.perf_counter()
-    cli_run("predict", "--checkpoint", checkpoint, "--input", root, "--out", work / f"cli-{size}", "--device", "cpu",
-            "--size", size)
+    cli_run(
+        "predict",
+        "--checkpoint",
+        checkpoint,
+        "--input",
+        root,
+        "--out",
+        work / f"cli-{size}",
+        "--device",
+        "cpu",
+        "--size",
+        size,
+    )
     seconds = time.perf_counter() - started
-    print(f"\n`mtdepth predict --size {size}` on the same {len(names)} frames, batch 8, loading the net and "
-          f"segmenter included: "
-          f"{seconds:.1f} s ({len(names) / seconds:.2f} frames/s)")
+    print(
+        f"\n`mtdepth predict --size {size}` on the same {len(names)} frames, batch 8, loading the net and "
+        f"segmenter included: "
+        f"{seconds:.1f} s ({len(names) / seconds:.2f} frames/s)"
+    )
 
 
 def score(folder: Path, root: Path, names: list[str], pick=None) -> dict[str, float]:
@@ -193,13 +224,17 @@ def accuracy_table(checkpoint: Path, root: Path, names: list[str], work: Path) -
     """Table 3: the outputs against GT, each way of running predict."""
     onnx_path = work / "trained.onnx"
     cli_run("export", "--checkpoint", checkpoint, "--out", onnx_path)
-    runs = {"--size native (default)": (checkpoint, ["--size", "native"]),
-            "--size trained": (checkpoint, ["--size", "trained"]),
-            "--size native --keep-sparse": (checkpoint, ["--size", "native", "--keep-sparse"]),
-            "--size native --mask-source none": (checkpoint, ["--size", "native", "--mask-source", "none"]),
-            ".onnx export, --size native": (onnx_path, ["--size", "native"])}
-    print(f"\npredict on {len(names)} synthetic frames at 375x1242 in the KITTI layout (seed {SEED}), "
-          f"{checkpoint}; GT depth <= {MAX_DEPTH:g} m:\n")
+    runs = {
+        "--size native (default)": (checkpoint, ["--size", "native"]),
+        "--size trained": (checkpoint, ["--size", "trained"]),
+        "--size native --keep-sparse": (checkpoint, ["--size", "native", "--keep-sparse"]),
+        "--size native --mask-source none": (checkpoint, ["--size", "native", "--mask-source", "none"]),
+        ".onnx export, --size native": (onnx_path, ["--size", "native"]),
+    }
+    print(
+        f"\npredict on {len(names)} synthetic frames at 375x1242 in the KITTI layout (seed {SEED}), "
+        f"{checkpoint}; GT depth <= {MAX_DEPTH:g} m:\n"
+    )
     print("| run | RMSE mm | MAE mm |\n|---|---:|---:|")
     for label, (model, options) in runs.items():
         out = work / label.replace(" ", "_").replace("-", "")
@@ -210,6 +245,7 @@ def accuracy_table(checkpoint: Path, root: Path, names: list[str], work: Path) -
     def nearest(name: str) -> np.ndarray:
         sparse = kitti_io.read_depth_png(root / "velodyne_raw" / f"{partner(name, 'velodyne_raw')}.png")
         return nearest_fill(torch.from_numpy(sparse)[None, None])[0, 0].numpy()
+
     metrics = score(work, root, names, pick=nearest)
     print(f"| nearest fill of the same sparse input (reference) | {metrics['rmse_mm']:.0f} | {metrics['mae_mm']:.0f} |")
 
@@ -234,15 +270,36 @@ def main() -> None:
 
             torch.manual_seed(0)
             model = MTDepth().eval()
-            info = CheckpointInfo(model_config=model.config, mask_source="yolo", height=256, width=512,
-                                  max_depth=MAX_DEPTH, store_url="", store_provenance={}, segmenter=DEFAULT_SEGMENTER)
+            info = CheckpointInfo(
+                model_config=model.config,
+                mask_source="yolo",
+                height=256,
+                width=512,
+                max_depth=MAX_DEPTH,
+                store_url="",
+                store_provenance={},
+                segmenter=DEFAULT_SEGMENTER,
+            )
             checkpoint = work / "untrained.pt"
             save_checkpoint(checkpoint, checkpoint_state(model, info))
-        print(f"model {info.model_config}; load average before the run {os.getloadavg()[0]:.1f} "
-              f"on {os.cpu_count()} cores (other work on the machine slows torch's threads most)\n")
+        print(
+            f"model {info.model_config}; load average before the run {os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} cores (other work on the machine slows torch's threads most)\n"
+        )
         inference_table(model, info, work, args.repeats)
-        cli_run("synth", "--out", work / "synth", "--seed", SEED, "--scenes", "Scene01,Scene02",
-                "--conditions", "clone,fog", "--frames", args.frames)
+        cli_run(
+            "synth",
+            "--out",
+            work / "synth",
+            "--seed",
+            SEED,
+            "--scenes",
+            "Scene01,Scene02",
+            "--conditions",
+            "clone,fog",
+            "--frames",
+            args.frames,
+        )
         names = write_kitti_folder(work / "synth", work / "kitti")
         for size in ("native", "trained"):
             (work / size).mkdir()

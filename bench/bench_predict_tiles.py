@@ -40,9 +40,16 @@ def checkpoint(path: Path) -> Path:
         for name, parameter in net.named_parameters():
             if "depth_out" in name:
                 parameter.normal_(0, 0.1)
-    info = CheckpointInfo(model_config=net.config, mask_source="none", height=params.data.height,
-                          width=params.data.width, max_depth=params.data.max_depth, store_url="bench",
-                          store_provenance={}, segmenter=None)
+    info = CheckpointInfo(
+        model_config=net.config,
+        mask_source="none",
+        height=params.data.height,
+        width=params.data.width,
+        max_depth=params.data.max_depth,
+        store_url="bench",
+        store_provenance={},
+        segmenter=None,
+    )
     save_checkpoint(path, checkpoint_state(net, info))
     return path
 
@@ -57,24 +64,43 @@ def frame(root: Path, height: int, width: int) -> tuple[Path, Path]:
 
 def predict(ckpt: Path, pair: tuple[Path, Path], out: Path, *extra: str) -> tuple[float, float]:
     """(peak RSS GiB, wall seconds) of one predict."""
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "mtdepth.cli", "predict", "--checkpoint", str(ckpt),
-               "--image", str(pair[0]), "--sparse", str(pair[1]), "--out", str(out), "--mask-source", "none",
-               "--device", "cpu", "--npy", *extra]
+    command = [
+        "/usr/bin/time",
+        "-v",
+        sys.executable,
+        "-m",
+        "mtdepth.cli",
+        "predict",
+        "--checkpoint",
+        str(ckpt),
+        "--image",
+        str(pair[0]),
+        "--sparse",
+        str(pair[1]),
+        "--out",
+        str(out),
+        "--mask-source",
+        "none",
+        "--device",
+        "cpu",
+        "--npy",
+        *extra,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(result.stderr[-2000:])
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1)) / 2**20
     clock = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", result.stderr).group(1)
-    seconds = sum(float(part) * 60 ** k for k, part in enumerate(reversed(clock.split(":"))))
+    seconds = sum(float(part) * 60**k for k, part in enumerate(reversed(clock.split(":"))))
     return rss, seconds
 
 
 def seam_mask(height: int, width: int) -> np.ndarray:
     near = np.zeros((height, width), bool)
     for core, _ in spans(height, TILING)[1:]:
-        near[max(0, core.start - SEAM_PX):core.start + SEAM_PX] = True
+        near[max(0, core.start - SEAM_PX) : core.start + SEAM_PX] = True
     for core, _ in spans(width, TILING)[1:]:
-        near[:, max(0, core.start - SEAM_PX):core.start + SEAM_PX] = True
+        near[:, max(0, core.start - SEAM_PX) : core.start + SEAM_PX] = True
     return near
 
 
@@ -83,7 +109,9 @@ def main() -> None:
     parser.add_argument("--big", default="3000x4000", help="HEIGHTxWIDTH of the large frame")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-tiles"))
     parser.add_argument("--onnx", action="store_true", help="predict through the ONNX export")
-    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (64x192 and 128x768); figures meaningless")
+    parser.add_argument(
+        "--tiny", action="store_true", help="smoke-test sizes (64x192 and 128x768); figures meaningless"
+    )
     args = parser.parse_args()
     small = (64, 192) if args.tiny else KITTI
     if args.tiny:
@@ -91,29 +119,47 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint(args.out / "net.pt")
     if args.onnx:
-        subprocess.run([sys.executable, "-m", "mtdepth.cli", "export", "--checkpoint", str(ckpt), "--out",
-                        str(args.out / "net.onnx")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mtdepth.cli",
+                "export",
+                "--checkpoint",
+                str(ckpt),
+                "--out",
+                str(args.out / "net.onnx"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         ckpt = args.out / "net.onnx"
     kitti = frame(args.out, *small)
     name = f"{small[0]}x{small[1]}"
     whole_side = str(-(-max(small) // 16) * 16)
-    rows = [(f"{name} untiled", *predict(ckpt, kitti, args.out / "whole", "--tile", whole_side, "--tile-margin", "0")),
-            (f"{name} tiled", *predict(ckpt, kitti, args.out / "tiled"))]
+    rows = [
+        (f"{name} untiled", *predict(ckpt, kitti, args.out / "whole", "--tile", whole_side, "--tile-margin", "0")),
+        (f"{name} tiled", *predict(ckpt, kitti, args.out / "tiled")),
+    ]
     whole, tiles = (np.load(args.out / d / f"{kitti[0].stem}.npy") for d in ("whole", "tiled"))
     difference, seams = np.abs(tiles - whole), seam_mask(*small)
     big = tuple(int(v) for v in args.big.split("x"))
     rows.append((f"{args.big} tiled", *predict(ckpt, frame(args.out, *big), args.out / "big")))
-    print(f"tiling: {TILING.tile} px tiles, {TILING.margin} px margins; OMP_NUM_THREADS=1, CPU, masks none, "
-          f"{'onnxruntime' if args.onnx else 'torch'}")
+    print(
+        f"tiling: {TILING.tile} px tiles, {TILING.margin} px margins; OMP_NUM_THREADS=1, CPU, masks none, "
+        f"{'onnxruntime' if args.onnx else 'torch'}"
+    )
     print("\n| frame | peak RSS (GiB) | seconds | s/megapixel |\n|---|---:|---:|---:|")
     for label, rss, seconds in rows:
         pixels = (big[0] * big[1] if label.startswith(args.big) else small[0] * small[1]) / 1e6
         print(f"| {label} | {rss:.2f} | {seconds:.1f} | {seconds / pixels:.1f} |")
     print()
-    print(f"tiled vs untiled at {name} (depth {whole.min():.1f}..{whole.max():.1f} m): max |diff| "
-          f"{difference.max() * 1000:.2f} mm, mean {difference.mean() * 1000:.4f} mm; within {SEAM_PX} px of a seam "
-          f"max {difference[seams].max(initial=0) * 1000:.2f} mm mean {(difference[seams].mean() if seams.any() else 0) * 1000:.4f} mm; away max "
-          f"{difference[~seams].max(initial=0) * 1000:.2f} mm mean {difference[~seams].mean() * 1000:.4f} mm")
+    print(
+        f"tiled vs untiled at {name} (depth {whole.min():.1f}..{whole.max():.1f} m): max |diff| "
+        f"{difference.max() * 1000:.2f} mm, mean {difference.mean() * 1000:.4f} mm; within {SEAM_PX} px of a seam "
+        f"max {difference[seams].max(initial=0) * 1000:.2f} mm mean {(difference[seams].mean() if seams.any() else 0) * 1000:.4f} mm; away max "
+        f"{difference[~seams].max(initial=0) * 1000:.2f} mm mean {difference[~seams].mean() * 1000:.4f} mm"
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,10 @@ def tiny_store(work: Path) -> Path:
     from mtdepth.cli import cli
 
     data, store = work / "synth", work / "store.zarr"
-    for args in (["synth", "--out", str(data), "--scenes", "Scene01", "--conditions", "clone", "--frames", "5"],
-                 ["segment", "--data", str(data), "--store", str(store), "--mask-sources", "gt"]):
+    for args in (
+        ["synth", "--out", str(data), "--scenes", "Scene01", "--conditions", "clone", "--frames", "5"],
+        ["segment", "--data", str(data), "--store", str(store), "--mask-sources", "gt"],
+    ):
         result = CliRunner().invoke(cli, args)
         if result.exit_code != 0:
             raise SystemExit(f"bench_prefill: {args[0]} failed: {result.output.strip()}")
@@ -64,21 +66,29 @@ def tiny_store(work: Path) -> Path:
 def run(args) -> None:
     params = load_params(args.params)
     sources = [s for s in ("yolo", "gt") if s in open_store(args.store).mask_sources()]
-    settings = EvalSettings(max_depth=params.data.max_depth, boundary_px=params.evaluate.boundary_px,
-                            distance_edges=params.evaluate.distance_bins)
+    settings = EvalSettings(
+        max_depth=params.data.max_depth,
+        boundary_px=params.evaluate.boundary_px,
+        distance_edges=params.evaluate.distance_bins,
+    )
     print(f"| fill | masks | ms/frame | {' | '.join(f'{r} RMSE / MAE (mm)' for r in REGIONS)} |")
     print("|---|---|---:|" + "---:|" * len(REGIONS))
     for kind in PREFILLS[1:]:
-        for source in (sources if kind in MASK_AWARE else ["none"]):
+        for source in sources if kind in MASK_AWARE else ["none"]:
             dataset = CachedDepthDataset(args.store, "val", source)
             count = len(dataset) if args.frames is None else min(args.frames, len(dataset))
             items = dataset.__getitems__(list(range(count)))
             started = time.perf_counter()
             fills = [prefill_frame(kind, item["sparse"][0].numpy(), item["mask"][0].numpy()) for item in items]
             ms = 1000 * (time.perf_counter() - started) / count
-            batches = [{**{k: torch.stack([item[k] for item in items[i:i + 8]]) for k in ("depth", "gt_mask")},
-                        "fill": torch.stack([torch.from_numpy(f)[None] for f in fills[i:i + 8]]),
-                        "index": [item["index"] for item in items[i:i + 8]]} for i in range(0, count, 8)]
+            batches = [
+                {
+                    **{k: torch.stack([item[k] for item in items[i : i + 8]]) for k in ("depth", "gt_mask")},
+                    "fill": torch.stack([torch.from_numpy(f)[None] for f in fills[i : i + 8]]),
+                    "index": [item["index"] for item in items[i : i + 8]],
+                }
+                for i in range(0, count, 8)
+            ]
             result = evaluate_batches(batches, lambda batch: {"final": batch["fill"]}, ("final",), settings)
             table = result.table("pooled")["final"]
             cells = " | ".join(f"{table[r]['rmse_mm']:,.0f} / {table[r]['mae_mm']:,.0f}" for r in REGIONS)

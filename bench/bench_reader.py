@@ -28,8 +28,18 @@ BENCH_FRAMES = 24  # frames decoded per pass
 PASSES = 3  # best pass counts
 INDEX_FRAMES = 21260  # frames per camera in Virtual KITTI 2
 INDEX_SCENES = ("Scene01", "Scene02", "Scene06", "Scene18", "Scene20")
-INDEX_CONDITIONS = ("clone", "fog", "morning", "overcast", "rain", "sunset",
-                    "15-deg-left", "15-deg-right", "30-deg-left", "30-deg-right")
+INDEX_CONDITIONS = (
+    "clone",
+    "fog",
+    "morning",
+    "overcast",
+    "rain",
+    "sunset",
+    "15-deg-left",
+    "15-deg-right",
+    "30-deg-left",
+    "30-deg-right",
+)
 HORIZON = 0.45  # fraction of the image height above the road
 CAR_BOXES = 4
 NOISE_LEVEL = 12  # grey levels of texture noise, so the JPEGs are not trivially small
@@ -83,7 +93,9 @@ def write_tree(root: Path, frames: int, width: int, height: int) -> None:
             path = root / fmt.frame_path(modality, "Scene01", "clone", DATA.camera, index)
             path.parent.mkdir(parents=True, exist_ok=True)
             WRITERS[field](path, frame[field])
-    fmt.write_intrinsics(root / fmt.textgt_path("Scene01", "clone", "intrinsic.txt"), range(frames), (0, 1), fmt.INTRINSICS)
+    fmt.write_intrinsics(
+        root / fmt.textgt_path("Scene01", "clone", "intrinsic.txt"), range(frames), (0, 1), fmt.INTRINSICS
+    )
 
 
 def write_empty_tree(root: Path, frames: int) -> None:
@@ -143,7 +155,11 @@ def main() -> None:
         steps = [
             ("decode RGB JPEG", lambda r: fmt.read_rgb(r.rgb), refs),
             ("decode depth PNG (16-bit)", lambda r: fmt.read_depth_units(r.depth), refs),
-            ("decode instance PNG (palette)", lambda r: fmt.read_instances(r.instance), [r for r in refs if r.instance]),
+            (
+                "decode instance PNG (palette)",
+                lambda r: fmt.read_instances(r.instance),
+                [r for r in refs if r.instance],
+            ),
             ("resize RGB, area (PIL BOX)", lambda a: resize_area(a, height, width), rgbs),
             ("resize depth, nearest (numpy)", lambda u: resize_nearest(u, height, width), units),
             ("resize depth, nearest (PIL, alternative)", lambda u: pil_nearest(u, height, width), units),

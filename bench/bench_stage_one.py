@@ -45,7 +45,9 @@ def dir_bytes(path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=16, help="frames per scene and condition (x 6 conditions, 2 scenes)")
+    parser.add_argument(
+        "--frames", type=int, default=16, help="frames per scene and condition (x 6 conditions, 2 scenes)"
+    )
     parser.add_argument("--weights", default=None, help="segmentation weights (default: params.yaml's)")
     parser.add_argument("--batch", type=int, default=4, help="training batch size for the read benchmark")
     parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
@@ -64,36 +66,44 @@ def run(work: Path, params, args) -> None:
     """The three measurements, on a synthetic dataset and store written under `work`."""
     seg = params.segmenter
     data = work / "synth"
-    result = CliRunner().invoke(cli, ["synth", "--out", str(data), "--scenes", "Scene01,Scene02",
-                                      "--frames", str(args.frames)])
+    result = CliRunner().invoke(
+        cli, ["synth", "--out", str(data), "--scenes", "Scene01,Scene02", "--frames", str(args.frames)]
+    )
     assert result.exit_code == 0, result.output
     params = override(params, "data", root=str(data))
     params = override(params, "store", path=str(work / "store.zarr"))
     refs = index_frames(data)
     n = len(refs)
     height, width = params.data.height, params.data.width
-    print(f"{n} synthetic frames, weights {seg.weights}, imgsz {seg.imgsz}, batch {seg.batch}, "
-          f"torch threads {torch.get_num_threads()}\n")
+    print(
+        f"{n} synthetic frames, weights {seg.weights}, imgsz {seg.imgsz}, batch {seg.batch}, "
+        f"torch threads {torch.get_num_threads()}\n"
+    )
 
     # 1. stage one against bare ultralytics on the same frames and weights.
     config = config_from(seg)
     segmenter = Segmenter(config)
     model = segmenter.model
     decoded = [load_frame(r, height, width, params.data.max_depth).rgb for r in refs]
-    predict = dict(imgsz=seg.imgsz, conf=seg.conf, iou=seg.iou, device=segmenter.device, retina_masks=True,
-                   verbose=False)
+    predict = dict(
+        imgsz=seg.imgsz, conf=seg.conf, iou=seg.iou, device=segmenter.device, retina_masks=True, verbose=False
+    )
     model.predict([np.ascontiguousarray(decoded[0][..., ::-1])], **predict)  # warm-up
     paths = [str(r.rgb) for r in refs]
-    bare_files = timed(lambda: [model.predict(paths[i:i + seg.batch], **predict) for i in range(0, n, seg.batch)])
+    bare_files = timed(lambda: [model.predict(paths[i : i + seg.batch], **predict) for i in range(0, n, seg.batch)])
     bgr = [np.ascontiguousarray(f[..., ::-1]) for f in decoded]
-    bare_arrays = timed(lambda: [model.predict(bgr[i:i + seg.batch], **predict) for i in range(0, n, seg.batch)])
+    bare_arrays = timed(lambda: [model.predict(bgr[i : i + seg.batch], **predict) for i in range(0, n, seg.batch)])
     stage_one = timed(lambda: build(refs, params, params.store.path, make_segmenter=lambda _: segmenter))
     print("| run | s | frames/s | stage one / this |")
     print("|---|---:|---:|---:|")
     print(f"| stage one (decode, sparse, YOLO, gt mask, writes) | {stage_one:.2f} | {n / stage_one:.1f} | 1.00 |")
-    print(f"| bare ultralytics predict, JPEG paths | {bare_files:.2f} | {n / bare_files:.1f} | {stage_one / bare_files:.2f} |")
-    print(f"| bare ultralytics predict, decoded 256x512 frames | {bare_arrays:.2f} | {n / bare_arrays:.1f} | "
-          f"{stage_one / bare_arrays:.2f} |")
+    print(
+        f"| bare ultralytics predict, JPEG paths | {bare_files:.2f} | {n / bare_files:.1f} | {stage_one / bare_files:.2f} |"
+    )
+    print(
+        f"| bare ultralytics predict, decoded 256x512 frames | {bare_arrays:.2f} | {n / bare_arrays:.1f} | "
+        f"{stage_one / bare_arrays:.2f} |"
+    )
 
     # 2. a training batch from the store against decoding the raw files.
     dataset = CachedDepthDataset(params.store.path, split="all", mask_source="yolo")
@@ -110,8 +120,10 @@ def run(work: Path, params, args) -> None:
     batches = -(-n // args.batch)
     print(f"\n| training batch of {args.batch} (shuffled epoch, one process) | ms/batch | raw / this |")
     print("|---|---:|---:|")
-    print(f"| read from the store (CachedDepthDataset + DataLoader) | {1e3 * store_epoch / batches:.1f} | "
-          f"{raw / store_epoch:.1f} |")
+    print(
+        f"| read from the store (CachedDepthDataset + DataLoader) | {1e3 * store_epoch / batches:.1f} | "
+        f"{raw / store_epoch:.1f} |"
+    )
     print(f"| decode + resize raw files (+ sparsify) | {1e3 * raw / batches:.1f} | 1.0 |")
 
     # 3. store size against the raw files.
@@ -122,12 +134,16 @@ def run(work: Path, params, args) -> None:
         field = RAW_MODALITY_FILES.get(name)
         files = sum(Path(getattr(r, field)).stat().st_size for r in refs) / 1e6 if field else float("nan")
         stored = entry["stored_bytes"] / 1e6
-        print(f"| {name} | {entry['codecs']} | {files:.2f} | {entry['raw_bytes'] / 1e6:.2f} | {stored:.2f} | "
-              f"{stored / files if field else float('nan'):.3f} |")
+        print(
+            f"| {name} | {entry['codecs']} | {files:.2f} | {entry['raw_bytes'] / 1e6:.2f} | {stored:.2f} | "
+            f"{stored / files if field else float('nan'):.3f} |"
+        )
     total_raw = dir_bytes(data)
     total_store = dir_bytes(Path(params.store.path))
-    print(f"| all | | {total_raw / 1e6:.2f} (whole tree, full size) | | {total_store / 1e6:.2f} | "
-          f"{total_store / total_raw:.3f} |")
+    print(
+        f"| all | | {total_raw / 1e6:.2f} (whole tree, full size) | | {total_store / 1e6:.2f} | "
+        f"{total_store / total_raw:.3f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -88,8 +88,12 @@ CANDIDATES = (
     ),
     Candidate("mask", "zstd 3", compressors=(ZstdCodec(level=3),)),
     Candidate("mask", "packbits + zstd 3", filters=(PackBits(),), compressors=(ZstdCodec(level=3),)),
-    Candidate("mask", "blosc zstd 3 + bitshuffle", compressors=(BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),)),
-    Candidate("mask", "blosc lz4 5 + bitshuffle", compressors=(BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)),
+    Candidate(
+        "mask", "blosc zstd 3 + bitshuffle", compressors=(BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),)
+    ),
+    Candidate(
+        "mask", "blosc lz4 5 + bitshuffle", compressors=(BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)
+    ),
 )
 
 
@@ -190,7 +194,12 @@ def street_frame(rng: np.random.Generator, height: int, width: int) -> dict[str,
     h, w = height * DOWNSCALE, width * DOWNSCALE
     v, u = np.mgrid[0:h, 0:w].astype(np.float64)
     view = _View(
-        u, v, FOCAL_AT_SOURCE * w / SOURCE_SIZE[0], FOCAL_AT_SOURCE * h / SOURCE_SIZE[1], w / 2, h * rng.uniform(0.38, 0.48)
+        u,
+        v,
+        FOCAL_AT_SOURCE * w / SOURCE_SIZE[0],
+        FOCAL_AT_SOURCE * h / SOURCE_SIZE[1],
+        w / 2,
+        h * rng.uniform(0.38, 0.48),
     )
     depth, rgb, mask = np.full((h, w), np.inf), np.empty((h, w, 3)), np.zeros((h, w), dtype=np.uint8)
     _ground_and_sky(view, depth, rgb)
@@ -238,7 +247,9 @@ def dataset_frames(root: str, frames: int, height: int, width: int, seed: int = 
             {
                 "rgb": frame.rgb,
                 "depth": np.rint(frame.depth / DEPTH_METRES_PER_UNIT).astype(np.uint16),
-                "sparse": np.rint(sparsify(frame.depth, KEEP_PROB, seed, ref.key) / DEPTH_METRES_PER_UNIT).astype(np.uint16),
+                "sparse": np.rint(sparsify(frame.depth, KEEP_PROB, seed, ref.key) / DEPTH_METRES_PER_UNIT).astype(
+                    np.uint16
+                ),
                 "mask": frame.gt_mask,
             }
         )
@@ -306,10 +317,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--data", default=DEFAULT_DATA, help=f"Virtual KITTI 2 layout tree to read frames from (default {DEFAULT_DATA} "
-        "when it exists, else street-like frames drawn here)"
+        "--data",
+        default=DEFAULT_DATA,
+        help=f"Virtual KITTI 2 layout tree to read frames from (default {DEFAULT_DATA} "
+        "when it exists, else street-like frames drawn here)",
     )
-    parser.add_argument("--street", action="store_true", help="Use the street-like frames drawn here, even if --data exists.")
+    parser.add_argument(
+        "--street", action="store_true", help="Use the street-like frames drawn here, even if --data exists."
+    )
     parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
     args = parser.parse_args(argv)
     if args.tiny:
@@ -329,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         f"one codec thread, best of {args.repeats}; ratio = raw / stored, MB/s of raw bytes.\n"
     )
     print(table(rows, raw_kib))
+
 
 if __name__ == "__main__":
     main()

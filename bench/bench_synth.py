@@ -53,6 +53,7 @@ def main() -> None:
     shaded = [synth.shade_frame(street, camera, g, "clone") for g in geometries]
     root = Path(tempfile.mkdtemp(prefix="bench_synth_"))
     try:
+
         def write_all():
             for k, frame in enumerate(shaded):
                 synth.write_frame(root, SCENE, "clone", k, frame)
@@ -76,15 +77,21 @@ def main() -> None:
                 pass
 
         steps = [
-            ("cast rays (once per frame)", FRAMES,
-             lambda: [synth.cast_frame(street, camera, k) for k in range(FRAMES)]),
+            (
+                "cast rays (once per frame)",
+                FRAMES,
+                lambda: [synth.cast_frame(street, camera, k) for k in range(FRAMES)],
+            ),
             ("shade one condition", FRAMES, lambda: [synth.shade_frame(street, camera, g, "fog") for g in geometries]),
             ("encode + write 4 files", FRAMES, write_all),
             ("**generate, one condition per frame**", FRAMES, generate_one_condition),
             ("**generate + write, one condition per frame**", FRAMES, generate_and_write_one_condition),
             (f"generate, {len(CONDITIONS)} conditions per cast", FRAMES * len(CONDITIONS), generate_all_conditions),
-            (f"**generate + write as `mtdepth synth` ({len(CONDITIONS)} conditions per cast)**",
-             FRAMES * len(CONDITIONS), as_the_command_does),
+            (
+                f"**generate + write as `mtdepth synth` ({len(CONDITIONS)} conditions per cast)**",
+                FRAMES * len(CONDITIONS),
+                as_the_command_does,
+            ),
         ]
         print(f"## Synthetic generator, one core, {width}x{height}, {SCENE}, best of {PASSES} passes\n")
         print("| step | frames | ms/frame | frames/s |")

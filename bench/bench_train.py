@@ -38,8 +38,15 @@ def batch_of(height: int, width: int) -> dict:
     mask = (torch.rand(BATCH, 1, height, width, generator=g) < 0.2).float()
     sparse = depth * keep
     fill = np.stack([prefill_frame(Params().model.prefill, s[0].numpy(), m[0].numpy()) for s, m in zip(sparse, mask)])
-    return {"rgb": torch.rand(BATCH, 3, height, width, generator=g), "sparse": sparse, "valid": keep,
-            "mask": mask, "fill": torch.from_numpy(fill)[:, None], "depth": depth, "gt_mask": mask}
+    return {
+        "rgb": torch.rand(BATCH, 3, height, width, generator=g),
+        "sparse": sparse,
+        "valid": keep,
+        "mask": mask,
+        "fill": torch.from_numpy(fill)[:, None],
+        "depth": depth,
+        "gt_mask": mask,
+    }
 
 
 def matmul_peak(dtype: torch.dtype, reps: int = 10) -> float:
@@ -61,15 +68,20 @@ def step_flops(name: str, height: int, width: int) -> float:
     return counter.get_total_flops()
 
 
-def step_seconds(name: str, height: int, width: int, precision: str, channels_last: bool, steps: int,
-                 compiled: bool = False) -> float:
+def step_seconds(
+    name: str, height: int, width: int, precision: str, channels_last: bool, steps: int, compiled: bool = False
+) -> float:
     """Median seconds per optimizer step after two warm-up steps (which include any compile)."""
     torch.manual_seed(0)
     memory = torch.channels_last if channels_last else torch.contiguous_format
     model = new_model(override(Params(), "train", model=name)).to(memory_format=memory)
     settings = StepSettings(device=CPU, precision=precision, channels_last=channels_last, warmup_steps=0)
-    trainer = Trainer(torch.compile(model, dynamic=False) if compiled else model, torch.optim.Adam(model.parameters(), lr=1e-4),
-                      MultiTaskLoss(), settings)
+    trainer = Trainer(
+        torch.compile(model, dynamic=False) if compiled else model,
+        torch.optim.Adam(model.parameters(), lr=1e-4),
+        MultiTaskLoss(),
+        settings,
+    )
     batch = batch_of(height, width)
     times = []
     for step in range(steps + 2):
@@ -92,8 +104,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; default precision on this CPU: {default}")
     fp32_peak, bf16_peak = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f"matmul peak ({MATMUL_N}^2): fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s\n")
-    print("| model | size | GFLOP/step | fp32 eager s/step | GFLOP/s | eager default s/step | GFLOP/s | speed-up | "
-          "+ torch.compile s/step | GFLOP/s | speed-up | frames/s (compiled) |")
+    print(
+        "| model | size | GFLOP/step | fp32 eager s/step | GFLOP/s | eager default s/step | GFLOP/s | speed-up | "
+        "+ torch.compile s/step | GFLOP/s | speed-up | frames/s (compiled) |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for height, width in sizes:
         for name in ("unet", "mtdepth"):
@@ -101,9 +115,12 @@ def main() -> None:
             plain = step_seconds(name, height, width, "fp32", False, args.steps)
             fast = step_seconds(name, height, width, default, default != "fp32", args.steps)
             fused = step_seconds(name, height, width, default, default != "fp32", args.steps, compiled=compile_)
-            print(f"| {name} | {height}x{width} | {gflop:.1f} | {plain:.2f} | {gflop / plain:.0f} | {fast:.2f} | "
-                  f"{gflop / fast:.0f} | {plain / fast:.2f}x | {fused:.2f} | {gflop / fused:.0f} | {plain / fused:.2f}x | "
-                  f"{BATCH / fused:.1f} |", flush=True)
+            print(
+                f"| {name} | {height}x{width} | {gflop:.1f} | {plain:.2f} | {gflop / plain:.0f} | {fast:.2f} | "
+                f"{gflop / fast:.0f} | {plain / fast:.2f}x | {fused:.2f} | {gflop / fused:.0f} | {plain / fused:.2f}x | "
+                f"{BATCH / fused:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ("bench_synth.py", "bench_reader.py", "bench_store.py", "bench_stage_one.py", "bench_train.py", "bench_eval.py", "bench_predict.py",
-           "bench_predict_tiles.py", "bench_prefill.py")
+BENCHES = (
+    "bench_synth.py",
+    "bench_reader.py",
+    "bench_store.py",
+    "bench_stage_one.py",
+    "bench_train.py",
+    "bench_eval.py",
+    "bench_predict.py",
+    "bench_predict_tiles.py",
+    "bench_prefill.py",
+)
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent

@@ -127,7 +127,9 @@ class CachedDepthDataset(Dataset):
             return self._shards[shard]
         start, stop = shard_bounds(shard, self.n_frames, self.shard_frames)
         with whole_shard_codecs(stop - start):
-            self._shards[shard] = {name: read_frames(self.url, name, array, start, stop) for name, array in arrays.items()}
+            self._shards[shard] = {
+                name: read_frames(self.url, name, array, start, stop) for name, array in arrays.items()
+            }
         if len(self._shards) > CACHED_SHARDS:
             self._shards.popitem(last=False)
         return self._shards[shard]
@@ -159,10 +161,14 @@ class CachedDepthDataset(Dataset):
             "gt_mask": _unit_map(raw[mask_array(GT_MASK_SOURCE)]) if self.has_gt_mask else zeros,
         }
         if self.prefill != "none":
-            batch["fill"] = torch.from_numpy(np.stack([
-                prefill_frame(self.prefill, batch["sparse"][j, 0].numpy(), batch["mask"][j, 0].numpy())
-                for j in range(len(unique))
-            ])).unsqueeze(1)
+            batch["fill"] = torch.from_numpy(
+                np.stack(
+                    [
+                        prefill_frame(self.prefill, batch["sparse"][j, 0].numpy(), batch["mask"][j, 0].numpy())
+                        for j in range(len(unique))
+                    ]
+                )
+            ).unsqueeze(1)
         return [
             {**{key: value[j] for key, value in batch.items()}, "index": int(row)}
             for j, row in zip(where.tolist(), rows.tolist())

@@ -21,8 +21,10 @@ def sparse_density(reader: StoreReader) -> dict | None:
     provenance = reader.provenance("sparse")
     pattern = provenance.get("pattern", "uniform")
     frames = reader.frames
-    keys = [f"{s}/{c}/{cam}/{i:0{FRAME_DIGITS}d}" for s, c, cam, i in
-            zip(frames.scene, frames.condition, frames.camera, frames.index)]
+    keys = [
+        f"{s}/{c}/{cam}/{i:0{FRAME_DIGITS}d}"
+        for s, c, cam, i in zip(frames.scene, frames.condition, frames.camera, frames.index)
+    ]
     if pattern == "mixed":
         params = SparseParams(pattern="mixed", mixed=tuple(provenance["mixed"]))
         drawn = [frame_pattern(params, provenance["seed"], key) for key in keys]
@@ -43,5 +45,9 @@ def sparse_density(reader: StoreReader) -> dict | None:
         chosen = np.array([d == name for d in drawn])
         share = float(samples[chosen].sum() / (chosen.sum() * pixels))
         by_pattern[name] = {"frames": int(chosen.sum()), "of_pixels": share}
-    return {"pattern": pattern, "of_pixels": float(samples.sum() / (len(keys) * pixels)),
-            "of_valid": float(samples.sum() / max(int(valid.sum()), 1)), "by_pattern": by_pattern}
+    return {
+        "pattern": pattern,
+        "of_pixels": float(samples.sum() / (len(keys) * pixels)),
+        "of_valid": float(samples.sum() / max(int(valid.sum()), 1)),
+        "by_pattern": by_pattern,
+    }

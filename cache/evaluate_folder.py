@@ -32,17 +32,30 @@ def net_source(path: Path, weights: str | None, device: str, batch: int) -> tupl
     config = segmenter_config(net.info, None, weights, batch, device)
     masks = Segmenter(config).predict_batch if config is not None else None
     label = f"{net.info.model_name} {path} ({net.backend}, masks {'yolo' if masks else 'none'})"
-    return Source(label=label, outputs=("final",), predict=net_predictor(net, masks), mask_source="none",
-                  required={}, geometry=None), net.info.max_depth
+    return Source(
+        label=label,
+        outputs=("final",),
+        predict=net_predictor(net, masks),
+        mask_source="none",
+        required={},
+        geometry=None,
+    ), net.info.max_depth
 
 
-def evaluate_folder(root: Path, checkpoint: str | None, baseline: str | None, weights: str | None, out: Path,
-                    params: Params, device: torch.device) -> list[str]:
+def evaluate_folder(
+    root: Path,
+    checkpoint: str | None,
+    baseline: str | None,
+    weights: str | None,
+    out: Path,
+    params: Params,
+    device: torch.device,
+) -> list[str]:
     """Score the source on every labelled frame of `root`, write OUT (see the module docstring); the summary lines."""
     ev = params.evaluate
     frames = kitti_io.discover_labelled(root)
     if ev.frames is not None:
-        frames = frames[:ev.frames]
+        frames = frames[: ev.frames]
     if checkpoint:
         source, max_depth = net_source(Path(checkpoint), weights, str(device), ev.batch)
     else:
@@ -50,20 +63,39 @@ def evaluate_folder(root: Path, checkpoint: str | None, baseline: str | None, we
     counts: dict = {}
     if ev.drop_see_through:
         source.predict = filtered(source.predict, ev.see_through_window, ev.see_through_margin, counts)
-    settings = EvalSettings(max_depth=max_depth, boundary_px=ev.boundary_px, distance_edges=ev.distance_bins,
-                            device=device, panel_positions=frozenset(p for p in ev.panel_frames if p < len(frames)))
+    settings = EvalSettings(
+        max_depth=max_depth,
+        boundary_px=ev.boundary_px,
+        distance_edges=ev.distance_bins,
+        device=device,
+        panel_positions=frozenset(p for p in ev.panel_frames if p < len(frames)),
+    )
     with progress_bar(total=len(frames), desc="evaluate", unit="frame") as bar:
-        result = evaluate_batches(labelled_batches(frames), source.predict, source.outputs, settings,
-                                  on_batch=bar.update)
+        result = evaluate_batches(
+            labelled_batches(frames), source.predict, source.outputs, settings, on_batch=bar.update
+        )
     names = [item.pair.name for item in frames]
 
     def write(folder: Path) -> None:
-        write_json(folder / "metrics.json", {
-            "source": source.label, "input": str(root), "frames": result.count, "max_depth_m": max_depth,
-            "see_through": counts or None, **{average: result.table(average) for average in AVERAGES}})
+        write_json(
+            folder / "metrics.json",
+            {
+                "source": source.label,
+                "input": str(root),
+                "frames": result.count,
+                "max_depth_m": max_depth,
+                "see_through": counts or None,
+                **{average: result.table(average) for average in AVERAGES},
+            },
+        )
         write_csv(folder / "per_frame.csv", [{"name": names[entry["row"]], **entry} for entry in result.frame_rows()])
-        _write_panels(folder / "panels", result, source, names, PanelStyle(
-            max_depth=max_depth, cmap=ev.panel_cmap, error_max=ev.panel_error_max, dpi=ev.panel_dpi))
+        _write_panels(
+            folder / "panels",
+            result,
+            source,
+            names,
+            PanelStyle(max_depth=max_depth, cmap=ev.panel_cmap, error_max=ev.panel_error_max, dpi=ev.panel_dpi),
+        )
 
     write_folder(out, write)
     return summary_lines(result, source, counts)
@@ -73,7 +105,19 @@ def _write_panels(folder: Path, result: Evaluation, source: Source, names: list[
     folder.mkdir()
     for position, images in sorted(result.panels.items()):
         name = names[result.rows[position]]
-        render_panel(folder / f"{name}.png", PanelFrame(
-            title=f"{source.label}\n{name}", rgb=images["rgb"].transpose(1, 2, 0), gt=images["depth"][0],
-            sparse=images["sparse"][0], mask=np.zeros_like(images["depth"][0]), mask_label="mask (none: no instances)",
-            final=images["final"], init=None, regions=images["regions"], region_names=REGION_CODES), style)
+        render_panel(
+            folder / f"{name}.png",
+            PanelFrame(
+                title=f"{source.label}\n{name}",
+                rgb=images["rgb"].transpose(1, 2, 0),
+                gt=images["depth"][0],
+                sparse=images["sparse"][0],
+                mask=np.zeros_like(images["depth"][0]),
+                mask_label="mask (none: no instances)",
+                final=images["final"],
+                init=None,
+                regions=images["regions"],
+                region_names=REGION_CODES,
+            ),
+            style,
+        )

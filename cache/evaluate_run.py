@@ -51,41 +51,63 @@ def checkpoint_source(path: str, device: torch.device, max_depth: float) -> Sour
     model, info = model_from_checkpoint(path, device)
     if info.max_depth != max_depth:
         raise MtDepthError(f"{path}: trained with max_depth {info.max_depth:g} m, data.max_depth is {max_depth:g}")
-    required = {name: provenance for name, provenance in info.store_provenance.items()
-                if not (info.mask_source == "none" and name.startswith("mask/"))}
+    required = {
+        name: provenance
+        for name, provenance in info.store_provenance.items()
+        if not (info.mask_source == "none" and name.startswith("mask/"))
+    }
 
     def predict(batch: dict) -> dict:
         out = model(batch["rgb"], batch["sparse"], batch["valid"], batch["mask"], batch.get("fill"))
         return {"init": out["init"], "final": out["final"]}
 
-    return Source(label=f"{info.model_name} checkpoint {path} (epoch {info.epoch}, mask {info.mask_source})",
-                  outputs=("init", "final"), predict=predict, mask_source=info.mask_source, required=required,
-                  geometry=(info.height, info.width), prefill=info.model_config.get("prefill", "none"))
+    return Source(
+        label=f"{info.model_name} checkpoint {path} (epoch {info.epoch}, mask {info.mask_source})",
+        outputs=("init", "final"),
+        predict=predict,
+        mask_source=info.mask_source,
+        required=required,
+        geometry=(info.height, info.width),
+        prefill=info.model_config.get("prefill", "none"),
+    )
 
 
 def baseline_source(name: str, params: Params) -> Source:
     """A classical baseline (needs no learning, reads the sparse map alone)."""
     ev = params.evaluate
     if name == "ipbasic" and ev.ipbasic_max_depth <= params.data.max_depth:
-        raise MtDepthError(f"evaluate.ipbasic_max_depth ({ev.ipbasic_max_depth:g}) must exceed data.max_depth "
-                           f"({params.data.max_depth:g}): IP-Basic inverts depths around it")
-    fill = baseline(name, IPBasicConfig(max_depth=ev.ipbasic_max_depth, extrapolate=ev.ipbasic_extrapolate,
-                                        blur=ev.ipbasic_blur))
-    return Source(label=f"{name} baseline", outputs=("final",), predict=lambda batch: {"final": fill(batch["sparse"])},
-                  mask_source="none", required={}, geometry=None)
+        raise MtDepthError(
+            f"evaluate.ipbasic_max_depth ({ev.ipbasic_max_depth:g}) must exceed data.max_depth "
+            f"({params.data.max_depth:g}): IP-Basic inverts depths around it"
+        )
+    fill = baseline(
+        name, IPBasicConfig(max_depth=ev.ipbasic_max_depth, extrapolate=ev.ipbasic_extrapolate, blur=ev.ipbasic_blur)
+    )
+    return Source(
+        label=f"{name} baseline",
+        outputs=("final",),
+        predict=lambda batch: {"final": fill(batch["sparse"])},
+        mask_source="none",
+        required={},
+        geometry=None,
+    )
 
 
 def open_frames(store: str, source: Source, split: str, frames: int | None) -> tuple[CachedDepthDataset, int]:
     """The dataset of the frames to score, refusing a store the source cannot be scored on."""
-    dataset = CachedDepthDataset(store, split=split, mask_source=source.mask_source, required=source.required,
-                                 prefill=source.prefill)
+    dataset = CachedDepthDataset(
+        store, split=split, mask_source=source.mask_source, required=source.required, prefill=source.prefill
+    )
     if source.geometry is not None and source.geometry != (dataset.height, dataset.width):
         h, w = source.geometry
-        raise MtDepthError(f"store {store}: frames are {dataset.height}x{dataset.width}, the checkpoint was "
-                           f"trained at {h}x{w}")
+        raise MtDepthError(
+            f"store {store}: frames are {dataset.height}x{dataset.width}, the checkpoint was trained at {h}x{w}"
+        )
     if not dataset.has_gt_mask:
-        raise MtDepthError(f"store {store}: has no mask/gt, which the object/boundary regions need "
-                           "(rerun stage one with store.mask_sources including gt)")
+        raise MtDepthError(
+            f"store {store}: has no mask/gt, which the object/boundary regions need "
+            "(rerun stage one with store.mask_sources including gt)"
+        )
     if len(dataset) == 0:
         raise MtDepthError(f"store {store}: split {split!r} has no frames")
     count = len(dataset) if frames is None else min(frames, len(dataset))
@@ -95,61 +117,94 @@ def open_frames(store: str, source: Source, split: str, frames: int | None) -> t
 def score(dataset: CachedDepthDataset, count: int, source: Source, params: Params, device: torch.device) -> Evaluation:
     """Run the evaluator over the first `count` frames of `dataset`, in order, with a progress bar."""
     ev = params.evaluate
-    loader = DataLoader(Subset(dataset, range(count)), batch_size=ev.batch, shuffle=False, num_workers=ev.workers,
-                        pin_memory=device.type == "cuda")
-    settings = EvalSettings(max_depth=params.data.max_depth, boundary_px=ev.boundary_px,
-                            distance_edges=ev.distance_bins, device=device,
-                            panel_positions=frozenset(p for p in ev.panel_frames if p < count))
+    loader = DataLoader(
+        Subset(dataset, range(count)),
+        batch_size=ev.batch,
+        shuffle=False,
+        num_workers=ev.workers,
+        pin_memory=device.type == "cuda",
+    )
+    settings = EvalSettings(
+        max_depth=params.data.max_depth,
+        boundary_px=ev.boundary_px,
+        distance_edges=ev.distance_bins,
+        device=device,
+        panel_positions=frozenset(p for p in ev.panel_frames if p < count),
+    )
     with progress_bar(total=count, desc="evaluate", unit="frame") as bar:
         return evaluate_batches(loader, source.predict, source.outputs, settings, on_batch=bar.update)
 
 
-def write_outputs(folder: Path, result: Evaluation, source: Source, params: Params,
-                  see_through: dict | None = None) -> None:
+def write_outputs(
+    folder: Path, result: Evaluation, source: Source, params: Params, see_through: dict | None = None
+) -> None:
     """metrics.json, per_frame.csv and panels/ into `folder` (`see_through`: the input filter's counts)."""
     ev = params.evaluate
     frames = open_store(params.store.path).frames
-    write_json(folder / "metrics.json", {
-        "source": source.label, "store": params.store.path, "split": ev.split, "frames": result.count,
-        "max_depth_m": params.data.max_depth, "boundary_px": ev.boundary_px, "see_through": see_through or None,
-        **{average: result.table(average) for average in AVERAGES},
-    })
+    write_json(
+        folder / "metrics.json",
+        {
+            "source": source.label,
+            "store": params.store.path,
+            "split": ev.split,
+            "frames": result.count,
+            "max_depth_m": params.data.max_depth,
+            "boundary_px": ev.boundary_px,
+            "see_through": see_through or None,
+            **{average: result.table(average) for average in AVERAGES},
+        },
+    )
     rows = [{**_origin(frames, entry["row"]), **entry} for entry in result.frame_rows()]
     write_csv(folder / "per_frame.csv", rows)
     panels = folder / "panels"
     panels.mkdir()
-    style = PanelStyle(max_depth=params.data.max_depth, cmap=ev.panel_cmap, error_max=ev.panel_error_max,
-                       dpi=ev.panel_dpi)
+    style = PanelStyle(
+        max_depth=params.data.max_depth, cmap=ev.panel_cmap, error_max=ev.panel_error_max, dpi=ev.panel_dpi
+    )
     for position, images in sorted(result.panels.items()):
         row = result.rows[position]
         origin = _origin(frames, row)
         own_mask = source.mask_source != "none"
         frame = PanelFrame(
             title=f"{source.label}\nrow {row}: {origin['scene']} {origin['condition']} frame {origin['frame']}",
-            rgb=images["rgb"].transpose(1, 2, 0), gt=images["depth"][0], sparse=images["sparse"][0],
+            rgb=images["rgb"].transpose(1, 2, 0),
+            gt=images["depth"][0],
+            sparse=images["sparse"][0],
             mask=images["mask" if own_mask else "gt_mask"][0],
             mask_label=f"mask ({source.mask_source}, model input)" if own_mask else "mask (gt, regions)",
-            final=images["final"], init=images.get("init"), regions=images["regions"], region_names=REGION_CODES)
+            final=images["final"],
+            init=images.get("init"),
+            regions=images["regions"],
+            region_names=REGION_CODES,
+        )
         render_panel(panels / f"row{row:05d}.png", frame, style)
 
 
 def _origin(frames, row: int) -> dict:
     """Where store row `row` came from."""
-    return {"scene": frames.scene[row], "condition": frames.condition[row], "camera": frames.camera[row],
-            "frame": frames.index[row]}
+    return {
+        "scene": frames.scene[row],
+        "condition": frames.condition[row],
+        "camera": frames.camera[row],
+        "frame": frames.index[row],
+    }
 
 
 def summary_lines(result: Evaluation, source: Source, see_through: dict | None = None) -> list[str]:
     """Overall pooled RMSE/MAE of each output (and what the see-through filter dropped), for the terminal."""
     lines = [f"evaluate: {source.label}: {result.count} frames"]
     if see_through:
-        lines.append(f"  see-through filter: dropped {see_through['dropped']:,} of {see_through['samples']:,} "
-                     f"sparse samples ({see_through['dropped'] / max(see_through['samples'], 1):.2%})")
+        lines.append(
+            f"  see-through filter: dropped {see_through['dropped']:,} of {see_through['samples']:,} "
+            f"sparse samples ({see_through['dropped'] / max(see_through['samples'], 1):.2%})"
+        )
     tables = {average: result.table(average) for average in AVERAGES}
     for output in source.outputs:
         overall = tables["pooled"][output]["all"]
-        lines.append(f"  {output}: RMSE {_mm(overall['rmse_mm'])} mm, MAE {_mm(overall['mae_mm'])} mm (pooled), "
-                     f"RMSE {_mm(tables['frame_mean'][output]['all']['rmse_mm'])} mm (per-frame mean)")
+        lines.append(
+            f"  {output}: RMSE {_mm(overall['rmse_mm'])} mm, MAE {_mm(overall['mae_mm'])} mm (pooled), "
+            f"RMSE {_mm(tables['frame_mean'][output]['all']['rmse_mm'])} mm (per-frame mean)"
+        )
     return lines
 
 

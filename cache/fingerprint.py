@@ -53,9 +53,7 @@ def differences(stored: dict, wanted: dict) -> list[tuple[str, Any, Any]]:
 
 def describe_differences(stored: dict, wanted: dict) -> str:
     """The differences as one line, e.g. 'keep_prob=0.1, params say 0.05; seed=1, params say 0'."""
-    return "; ".join(
-        f"{key}={show(old)}, params say {show(new)}" for key, old, new in differences(stored, wanted)
-    )
+    return "; ".join(f"{key}={show(old)}, params say {show(new)}" for key, old, new in differences(stored, wanted))
 
 
 def show(value: Any) -> str:

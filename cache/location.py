@@ -51,8 +51,9 @@ class Location:
         if location.is_local:
             blocker = _file_above(Path(location.path))
             if blocker is not None:
-                raise MtDepthError(f"{text}: {blocker} is a file, so no store folder can be made under it; "
-                                   "choose another store path")
+                raise MtDepthError(
+                    f"{text}: {blocker} is a file, so no store folder can be made under it; choose another store path"
+                )
         return location
 
     @property

@@ -74,7 +74,9 @@ def shard_problems(array: zarr.Array, expected: list[int], shards: list[int]) ->
         if size is None:
             problems[shard] = f"shard file {shard_key(array, shard)} missing"
         elif size != expected[shard]:
-            problems[shard] = f"shard file {shard_key(array, shard)} holds {size} bytes, committed with {expected[shard]}"
+            problems[shard] = (
+                f"shard file {shard_key(array, shard)} holds {size} bytes, committed with {expected[shard]}"
+            )
     return problems
 
 
@@ -84,8 +86,9 @@ def read_frames(url: str, name: str, array: zarr.Array, start: int, stop: int) -
     where = f"store {url}: array {name!r} shard {shard} (frames {start}-{stop - 1})"
     size = key_sizes(array.store, [shard_key(array, shard)])[0]
     if not size:
-        raise MtDepthError(f"{where}: shard file {shard_key(array, shard)} is {'missing' if size is None else 'empty'}; "
-                           f"{REPAIR_HINT}")
+        raise MtDepthError(
+            f"{where}: shard file {shard_key(array, shard)} is {'missing' if size is None else 'empty'}; {REPAIR_HINT}"
+        )
     try:
         return array[start:stop]
     except Exception as exc:  # checksum or codec failure
@@ -113,7 +116,9 @@ class StoreReader:
             except MtDepthError as exc:
                 raise MtDepthError(f"store {self.url}: {exc}; {REPAIR_HINT}") from None
             if frames.fingerprint() != self._root.attrs.get("frames_fingerprint"):
-                raise MtDepthError(f"store {self.url}: frame table does not match its frames_fingerprint; {REPAIR_HINT}")
+                raise MtDepthError(
+                    f"store {self.url}: frame table does not match its frames_fingerprint; {REPAIR_HINT}"
+                )
             self._frames = frames
         return self._frames
 
@@ -127,12 +132,19 @@ class StoreReader:
 
     def arrays(self) -> list[str]:
         """Data arrays present in the store (committed or being written), in schema order."""
-        return [name for name in ARRAYS
-                if commit_record(self._root, name) is not None or open_array(self._root, progress_name(name)) is not None]
+        return [
+            name
+            for name in ARRAYS
+            if commit_record(self._root, name) is not None or open_array(self._root, progress_name(name)) is not None
+        ]
 
     def mask_sources(self) -> list[str]:
         """Mask sources with a committed array, e.g. ['yolo', 'gt']."""
-        return [name[len(MASK_PREFIX):] for name in self.arrays() if name.startswith(MASK_PREFIX) and self.is_committed(name)]
+        return [
+            name[len(MASK_PREFIX) :]
+            for name in self.arrays()
+            if name.startswith(MASK_PREFIX) and self.is_committed(name)
+        ]
 
     def is_committed(self, name: str) -> bool:
         return commit_record(self._root, name) is not None
@@ -143,20 +155,23 @@ class StoreReader:
         found = committed_array(self._root, name)
         if found is None:
             if name in self.arrays():
-                raise MtDepthError(f"store {self.url}: array {name!r} is incomplete (its writing was interrupted); "
-                                   "rerun stage one")
+                raise MtDepthError(
+                    f"store {self.url}: array {name!r} is incomplete (its writing was interrupted); rerun stage one"
+                )
             present = ", ".join(self.arrays()) or "none"
             raise MtDepthError(f"store {self.url}: has no array {name!r} (arrays: {present})")
         record, array = found
         if array is None:
-            raise MtDepthError(f"store {self.url}: array {name!r}: its committed version {record['version']} is missing; "
-                               f"{REPAIR_HINT}")
+            raise MtDepthError(
+                f"store {self.url}: array {name!r}: its committed version {record['version']} is missing; {REPAIR_HINT}"
+            )
         problems = shard_problems(array, record["shard_bytes"], list(range(self.n_shards)))
         if problems:
             shard, problem = next(iter(problems.items()))
             start, stop = shard_bounds(shard, self.n_frames, self.shard_frames)
-            raise MtDepthError(f"store {self.url}: array {name!r} shard {shard} (frames {start}-{stop - 1}): {problem}; "
-                               f"{REPAIR_HINT}")
+            raise MtDepthError(
+                f"store {self.url}: array {name!r} shard {shard} (frames {start}-{stop - 1}): {problem}; {REPAIR_HINT}"
+            )
         return array
 
     def provenance(self, name: str) -> dict:
@@ -200,8 +215,11 @@ class StoreReader:
                 "version": record["version"] if record else None,
                 "fingerprint": record["fingerprint"] if record else None,
                 "provenance": record["provenance"] if record else None,
-                "attrs": {k: v for k, v in (array.attrs if array is not None else {}).items()
-                          if k not in ("fingerprint", "provenance")},
+                "attrs": {
+                    k: v
+                    for k, v in (array.attrs if array is not None else {}).items()
+                    if k not in ("fingerprint", "provenance")
+                },
             }
         attrs = self._root.attrs
         return {
@@ -237,7 +255,8 @@ class StoreReader:
             return [str(exc)]
         attrs = self._root.attrs
         if len(frames) != self.n_frames or (frames.fingerprint(), frames.rows_fingerprint()) != (
-            attrs.get("frames_fingerprint"), attrs.get("rows_fingerprint")
+            attrs.get("frames_fingerprint"),
+            attrs.get("rows_fingerprint"),
         ):
             return ["frame table does not match the root's frames / frames_fingerprint / rows_fingerprint"]
         problems = []
@@ -262,7 +281,11 @@ class StoreReader:
         expected_shape = spec.shape(self.n_frames, self.height, self.width)
         if data is None:
             return [f"array {name!r}: committed version {record['version']} is missing or unreadable"]
-        if data.shape != expected_shape or data.dtype != np.dtype(spec.dtype) or len(record["shard_bytes"]) != self.n_shards:
+        if (
+            data.shape != expected_shape
+            or data.dtype != np.dtype(spec.dtype)
+            or len(record["shard_bytes"]) != self.n_shards
+        ):
             return [f"array {name!r} is {data.shape} {data.dtype}, the schema says {expected_shape} {spec.dtype}"]
         problems = []
         files = shard_problems(data, record["shard_bytes"], list(range(self.n_shards)))
@@ -300,7 +323,9 @@ def open_root(location: Location, read_only: bool) -> zarr.Group:
     except NOT_FOUND:
         raise MtDepthError(f"store {location.url}: not a zarr v3 store (no readable root zarr.json)") from None
     if "schema_version" not in root.attrs:
-        raise MtDepthError(f"store {location.url}: a zarr group, but not an mtdepth store (no schema_version attribute)")
+        raise MtDepthError(
+            f"store {location.url}: a zarr group, but not an mtdepth store (no schema_version attribute)"
+        )
     return root
 
 
@@ -318,6 +343,7 @@ def open_store(url: str | os.PathLike) -> StoreReader:
     if problem:
         raise MtDepthError(f"{problem}; rebuild it with stage one (--overwrite)")
     if "frames_fingerprint" not in root.attrs:
-        raise MtDepthError(f"store {location.url}: incomplete (stage one was interrupted while creating it); rerun stage one")
+        raise MtDepthError(
+            f"store {location.url}: incomplete (stage one was interrupted while creating it); rerun stage one"
+        )
     return StoreReader(location, root)
-

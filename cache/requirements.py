@@ -92,8 +92,9 @@ def open_data(params: Params, store: str) -> Data:
     required = required_provenance(reader, params, arrays_for(mask, "gt" in reader.mask_sources()))
     size = params.model.attention_size
     if params.train.model == "mtdepth" and (size[0] > reader.height or size[1] > reader.width):
-        raise MtDepthError(f"model.attention_size {list(size)} is larger than the store's "
-                           f"{reader.height}x{reader.width} frames")
+        raise MtDepthError(
+            f"model.attention_size {list(size)} is larger than the store's {reader.height}x{reader.width} frames"
+        )
     train = CachedDepthDataset(store, "train", mask, required=required, prefill=params.model.prefill)
     val = CachedDepthDataset(store, "val", mask, prefill=params.model.prefill)
     if len(train) == 0:

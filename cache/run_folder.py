@@ -56,8 +56,9 @@ def check_resume(state: dict, params: Params, data: Data, path: Path) -> None:
         change = describe_differences(stored, wanted).replace("params say", "now")
         raise MtDepthError(f"{path}: cannot resume, its params differ: {change}")
     if (info["height"], info["width"]) != (data.height, data.width):
-        raise MtDepthError(f"{path}: trained at {info['height']}x{info['width']}, the store is "
-                           f"{data.height}x{data.width}")
+        raise MtDepthError(
+            f"{path}: trained at {info['height']}x{info['width']}, the store is {data.height}x{data.width}"
+        )
     old, new = info["store_provenance"], data.provenance
     if canonical(old) != canonical(new):
         change = describe_differences(old, new).replace("params say", "now")
@@ -73,8 +74,10 @@ def compatible_state(out: Path, params: Params, data: Data, echo: Callable[[str]
         state = read_resumable(out / LAST, out / BEST, echo)
         check_resume(state, params, data, out / LAST)
         if state["params"]["train"]["epochs"] != params.train.epochs:
-            raise MtDepthError(f"{out / LAST}: cannot resume, it was planned for {state['params']['train']['epochs']}"
-                               f" epochs, now {params.train.epochs} (the schedule depends on it)")
+            raise MtDepthError(
+                f"{out / LAST}: cannot resume, it was planned for {state['params']['train']['epochs']}"
+                f" epochs, now {params.train.epochs} (the schedule depends on it)"
+            )
         return state
     except MtDepthError as exc:
         echo(f"train: starting afresh in {out}: {exc}")

@@ -65,12 +65,27 @@ class BlockSampler(Sampler[int]):
         return iter(range(self.start, self.stop))
 
 
-def rank_loaders(train: CachedDepthDataset, val: CachedDepthDataset, batch: int, workers: int, seed: int,
-                 rank: int = 0, world: int = 1, pin_memory: bool = False) -> tuple[DataLoader, DataLoader]:
+def rank_loaders(
+    train: CachedDepthDataset,
+    val: CachedDepthDataset,
+    batch: int,
+    workers: int,
+    seed: int,
+    rank: int = 0,
+    world: int = 1,
+    pin_memory: bool = False,
+) -> tuple[DataLoader, DataLoader]:
     """(training loader, validation loader) of this rank; workers open the store themselves."""
-    common = {"batch_size": batch, "num_workers": workers, "persistent_workers": workers > 0,
-              "pin_memory": pin_memory, "generator": torch.Generator().manual_seed(seed),
-              **({"prefetch_factor": PREFETCH_BATCHES} if workers > 0 else {})}
+    common = {
+        "batch_size": batch,
+        "num_workers": workers,
+        "persistent_workers": workers > 0,
+        "pin_memory": pin_memory,
+        "generator": torch.Generator().manual_seed(seed),
+        **({"prefetch_factor": PREFETCH_BATCHES} if workers > 0 else {}),
+    }
     train_sampler = RankTrainSampler(train.shard_of_positions(), seed, batch, rank, world)
-    return (DataLoader(train, sampler=train_sampler, **common),
-            DataLoader(val, sampler=BlockSampler(len(val), rank, world), **common))
+    return (
+        DataLoader(train, sampler=train_sampler, **common),
+        DataLoader(val, sampler=BlockSampler(len(val), rank, world), **common),
+    )

@@ -44,8 +44,9 @@ class DecodedShard:
     gt: np.ndarray | None  # uint8 (n, H, W) merged instance ground truth, None without instance PNGs
 
 
-def decode_frame(ref: FrameRef, height: int, width: int, max_depth: float, sparse_params: SparseParams,
-                 seed: int) -> dict:
+def decode_frame(
+    ref: FrameRef, height: int, width: int, max_depth: float, sparse_params: SparseParams, seed: int
+) -> dict:
     """One frame's store rows (runs in a dask worker: plain arrays in, plain arrays out)."""
     frame = load_frame(ref, height, width, max_depth, keep_source=needs_source(sparse_params))
     source_rgb, source_depth = frame.source or (None, None)
@@ -81,8 +82,16 @@ class ShardDecoder:
     its workers must see the dataset paths.
     """
 
-    def __init__(self, height: int, width: int, max_depth: float, sparse_params: SparseParams, seed: int,
-                 workers: int, scheduler: str | None):
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        max_depth: float,
+        sparse_params: SparseParams,
+        seed: int,
+        workers: int,
+        scheduler: str | None,
+    ):
         self._args = (height, width, max_depth, sparse_params, seed)
         self._workers = workers
         self._client = None
@@ -132,8 +141,10 @@ def frame_table(refs: Sequence[FrameRef], params: Params) -> FrameTable:
     store = params.store
     scenes = sorted({r.scene for r in refs})
     if store.split == "scene" and store.val_fraction > 0 and len(scenes) < 2:
-        raise MtDepthError(f"store.split: 'scene' needs at least two scenes, the selection has only {scenes[0]}; "
-                           "select more scenes or use split: random")
+        raise MtDepthError(
+            f"store.split: 'scene' needs at least two scenes, the selection has only {scenes[0]}; "
+            "select more scenes or use split: random"
+        )
     if store.split == "scene":
         split = scene_split([r.scene for r in refs], store.val_fraction, params.seed)
     else:
@@ -170,8 +181,12 @@ def provenances(refs: Sequence[FrameRef], params: Params, mask_sources: Sequence
     root = Path(data.root)
     geometry = {"height": data.height, "width": data.width}
     rgb = {"source": files_digest([r.rgb for r in refs], root), **geometry, "resize": "area"}
-    depth = {"source": files_digest([r.depth for r in refs], root), **geometry, "resize": "nearest",
-             "max_depth": data.max_depth}
+    depth = {
+        "source": files_digest([r.depth for r in refs], root),
+        **geometry,
+        "resize": "nearest",
+        "max_depth": data.max_depth,
+    }
     result = {
         "rgb": rgb,
         "depth": depth,
@@ -181,8 +196,11 @@ def provenances(refs: Sequence[FrameRef], params: Params, mask_sources: Sequence
         if any(r.instance is None for r in refs):
             missing = next(r for r in refs if r.instance is None)
             raise MtDepthError(f"store.mask_sources: 'gt' needs instance PNGs, none for frame {missing.key}")
-        result[MASK_PREFIX + "gt"] = {"source": files_digest([r.instance for r in refs], root), **geometry,
-                                      "resize": "nearest"}
+        result[MASK_PREFIX + "gt"] = {
+            "source": files_digest([r.instance for r in refs], root),
+            **geometry,
+            "resize": "nearest",
+        }
     if "yolo" in mask_sources:
         result[MASK_PREFIX + "yolo"] = {**rgb, "segmenter": segmenter_provenance(config_from(params.segmenter))}
     return result
@@ -197,8 +215,10 @@ def sparse_sources(refs: Sequence[FrameRef], params: Params) -> dict:
     if pattern in ("lidar", "mixed"):
         missing = next((r for r in refs if r.intrinsics is None), None)
         if missing is not None:
-            raise MtDepthError(f"sparse.pattern: {pattern!r} simulates a LiDAR and needs the camera intrinsics "
-                               f"(intrinsic.txt), none for frame {missing.key}")
+            raise MtDepthError(
+                f"sparse.pattern: {pattern!r} simulates a LiDAR and needs the camera intrinsics "
+                f"(intrinsic.txt), none for frame {missing.key}"
+            )
         sources["intrinsics"] = hashlib.sha256(repr([r.intrinsics for r in refs]).encode()).hexdigest()
     return sources
 
@@ -216,14 +236,24 @@ def check_segmenter(params: Params) -> None:
     """Checks of the segmenter params that need no model load: weights path kind, device."""
     weights = Path(params.segmenter.weights)
     if weights.is_dir():
-        raise MtDepthError(f"{weights}: is a folder, not a weights file (segmenter.weights / --weights: a .pt or .onnx)")
+        raise MtDepthError(
+            f"{weights}: is a folder, not a weights file (segmenter.weights / --weights: a .pt or .onnx)"
+        )
     check_segmenter_device(params.segmenter.device)
 
 
-def build(refs: Sequence[FrameRef], params: Params, url: str, *, scheduler: str | None = None,
-          decode_workers: int = 2, overwrite: bool = False, repair: bool = False,
-          make_segmenter: Callable[[SegmenterConfig], Segmenter] = Segmenter,
-          progress: Callable[..., ContextManager] = _NoProgress) -> dict:
+def build(
+    refs: Sequence[FrameRef],
+    params: Params,
+    url: str,
+    *,
+    scheduler: str | None = None,
+    decode_workers: int = 2,
+    overwrite: bool = False,
+    repair: bool = False,
+    make_segmenter: Callable[[SegmenterConfig], Segmenter] = Segmenter,
+    progress: Callable[..., ContextManager] = _NoProgress,
+) -> dict:
     """Bring the store at `url` up to date with `refs` and `params`; return a summary.
 
     Arrays already committed with the same provenance are left alone; YOLO runs only
@@ -244,14 +274,34 @@ def build(refs: Sequence[FrameRef], params: Params, url: str, *, scheduler: str 
     if yolo in wanted and (repair or not _is_current(url, yolo, wanted[yolo])):
         segmenter = make_segmenter(config_from(params.segmenter))
     try:
-        with ShardDecoder(params.data.height, params.data.width, params.data.max_depth, params.sparse,
-                          params.seed, decode_workers, scheduler) as decoder, \
-             open_for_write(url, frames, params.data.height, params.data.width, params.store.shard_frames,
-                            overwrite=overwrite, repair=repair) as writer:
+        with (
+            ShardDecoder(
+                params.data.height,
+                params.data.width,
+                params.data.max_depth,
+                params.sparse,
+                params.seed,
+                decode_workers,
+                scheduler,
+            ) as decoder,
+            open_for_write(
+                url,
+                frames,
+                params.data.height,
+                params.data.width,
+                params.store.shard_frames,
+                overwrite=overwrite,
+                repair=repair,
+            ) as writer,
+        ):
             pending = {name: writer.pending(name, provenance) for name, provenance in wanted.items()}
-            summary = {"frames": len(refs), "shards": writer.n_shards,
-                       "written": sorted(n for n, t in pending.items() if t.commit),
-                       "unchanged": sorted(n for n, t in pending.items() if not t.commit), "segmenter_frames": 0}
+            summary = {
+                "frames": len(refs),
+                "shards": writer.n_shards,
+                "written": sorted(n for n, t in pending.items() if t.commit),
+                "unchanged": sorted(n for n, t in pending.items() if not t.commit),
+                "segmenter_frames": 0,
+            }
             _write_shards(refs, writer, decoder, pending, segmenter, progress, summary)
             for name, todo in pending.items():
                 if todo.commit:
@@ -261,8 +311,15 @@ def build(refs: Sequence[FrameRef], params: Params, url: str, *, scheduler: str 
     return summary
 
 
-def _write_shards(refs: Sequence[FrameRef], writer, decoder: ShardDecoder, pending: dict, segmenter: Segmenter | None,
-                  progress: Callable[..., ContextManager], summary: dict) -> None:
+def _write_shards(
+    refs: Sequence[FrameRef],
+    writer,
+    decoder: ShardDecoder,
+    pending: dict,
+    segmenter: Segmenter | None,
+    progress: Callable[..., ContextManager],
+    summary: dict,
+) -> None:
     """Decode every shard some array still needs (one ahead), run YOLO where asked, write the shards in order."""
     shards = sorted({s for todo in pending.values() for s in todo})
     if not shards:
@@ -277,8 +334,12 @@ def _write_shards(refs: Sequence[FrameRef], writer, decoder: ShardDecoder, pendi
             decoded = upcoming.result()
             if position + 1 < len(shards):
                 upcoming = decoder.submit(refs_of(shards[position + 1]))  # decode ahead while YOLO runs
-            blocks = {"rgb": decoded.rgb, "depth": decoded.depth, "sparse": decoded.sparse,
-                      MASK_PREFIX + "gt": decoded.gt}
+            blocks = {
+                "rgb": decoded.rgb,
+                "depth": decoded.depth,
+                "sparse": decoded.sparse,
+                MASK_PREFIX + "gt": decoded.gt,
+            }
             for name, todo in pending.items():
                 if shard not in todo:
                     continue

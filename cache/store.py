@@ -59,8 +59,18 @@ from mtdepth.cache.reader import (
 from mtdepth.cache.schema import FRAME_COLUMNS, FRAME_COMPRESSORS, FRAME_DTYPES, SCHEMA_VERSION, ArraySpec, array_spec
 from mtdepth.errors import MtDepthError
 
-__all__ = ["CORE_ARRAYS", "FrameTable", "Pending", "StoreReader", "StoreWriter", "open_for_write", "open_store",
-           "read_frames", "shard_bounds", "whole_shard_codecs"]
+__all__ = [
+    "CORE_ARRAYS",
+    "FrameTable",
+    "Pending",
+    "StoreReader",
+    "StoreWriter",
+    "open_for_write",
+    "open_store",
+    "read_frames",
+    "shard_bounds",
+    "whole_shard_codecs",
+]
 
 WRITE_CONFIG = {"write_empty_chunks": True}  # all-zero frames stored too: every shard holds every chunk
 METADATA = "zarr.json"
@@ -86,8 +96,16 @@ class Pending(list):
 class StoreWriter:
     """Writes data arrays shard by shard into a store whose frame table is committed; holds the store's lock."""
 
-    def __init__(self, location: Location, root: zarr.Group, frames: FrameTable, height: int, width: int,
-                 shard_frames: int, repair: bool):
+    def __init__(
+        self,
+        location: Location,
+        root: zarr.Group,
+        frames: FrameTable,
+        height: int,
+        width: int,
+        shard_frames: int,
+        repair: bool,
+    ):
         self.url = location.url
         self.frames = frames
         self.height, self.width, self.shard_frames = height, width, shard_frames
@@ -162,8 +180,12 @@ class StoreWriter:
     def _resumable(self, name: str, target: str, version: str, shape: tuple[int, ...]) -> zarr.Array | None:
         """The progress record of an earlier run writing exactly this version, if it can be resumed."""
         progress = open_array(self._root, progress_name(name))
-        if (progress is None or progress.attrs.get("target") != target or progress.attrs.get("version") != version
-                or progress.shape != (self.n_shards,)):
+        if (
+            progress is None
+            or progress.attrs.get("target") != target
+            or progress.attrs.get("version") != version
+            or progress.shape != (self.n_shards,)
+        ):
             return None
         return progress if _fits(open_array(self._root, f"{name}/{version}"), shape) else None
 
@@ -240,8 +262,12 @@ class StoreWriter:
         if missing:
             raise RuntimeError(f"store {self.url}: array {name!r} cannot commit, shards {missing} not written")
         version = progress.attrs["version"]
-        record = {"version": version, "fingerprint": progress.attrs["target"],
-                  "provenance": progress.attrs["provenance"], "shard_bytes": sizes}
+        record = {
+            "version": version,
+            "fingerprint": progress.attrs["target"],
+            "provenance": progress.attrs["provenance"],
+            "shard_bytes": sizes,
+        }
         open_node(self._root, name).attrs.put(record)  # the commit point: one metadata write
         del self._writing[name]
         self._collect(name, keep=version)
@@ -317,8 +343,10 @@ def _prepare(location: Location, frames: FrameTable, geometry: dict[str, int], o
     try:
         root = open_root(location, read_only=False)
     except MtDepthError:
-        raise MtDepthError(f"{location.url}: exists and is not an mtdepth store (no readable root zarr.json); refusing "
-                           "to write into it: choose another store path, or delete it if it was a damaged store") from None
+        raise MtDepthError(
+            f"{location.url}: exists and is not an mtdepth store (no readable root zarr.json); refusing "
+            "to write into it: choose another store path, or delete it if it was a damaged store"
+        ) from None
     location.remove_partial_files()
     problem = _reuse_problem(location.url, dict(root.attrs), frames, geometry)
     if problem and not overwrite:
@@ -334,8 +362,13 @@ def _prepare(location: Location, frames: FrameTable, geometry: dict[str, int], o
 
 
 def open_for_write(
-    url: str | os.PathLike, frames: FrameTable, height: int, width: int, shard_frames: int,
-    overwrite: bool = False, repair: bool = False,
+    url: str | os.PathLike,
+    frames: FrameTable,
+    height: int,
+    width: int,
+    shard_frames: int,
+    overwrite: bool = False,
+    repair: bool = False,
 ) -> StoreWriter:
     """Take the store's writer lock, then create the store at `url` or reopen it when schema, geometry and frames match.
 

@@ -1,6 +1,6 @@
 """Draw docs/lidar-scan.png: a simulated 64-line scan over its RGB, see-through points marked.
 
-    python docs/lidar_scan.py DATA_ROOT [FRAME_KEY_PREFIX]   (a Virtual KITTI 2 layout tree; `mtdepth synth` makes one)
+python docs/lidar_scan.py DATA_ROOT [FRAME_KEY_PREFIX]   (a Virtual KITTI 2 layout tree; `mtdepth synth` makes one)
 """
 
 from __future__ import annotations

@@ -15,15 +15,30 @@ from mtdepth.pipeline.files import filesystem_error
 # so `mtdepth --help` stays fast (no torch, no ultralytics).
 COMMANDS = {
     "synth": ("mtdepth.stages.synth:synth", "Write the synthetic street dataset in the Virtual KITTI 2 layout."),
-    "fit-segmenter": ("mtdepth.stages.fit_segmenter:fit_segmenter", "Fit a YOLO11n-seg on instance ground truth and freeze it."),
-    "segment": ("mtdepth.stages.segment:segment", "Stage one: frozen YOLO11-seg masks, sparse depth, RGB, GT into a Zarr store."),
+    "fit-segmenter": (
+        "mtdepth.stages.fit_segmenter:fit_segmenter",
+        "Fit a YOLO11n-seg on instance ground truth and freeze it.",
+    ),
+    "segment": (
+        "mtdepth.stages.segment:segment",
+        "Stage one: frozen YOLO11-seg masks, sparse depth, RGB, GT into a Zarr store.",
+    ),
     "cache": ("mtdepth.stages.cache_cmd:cache", "Inspect and verify a stage-one store."),
     "dataset": ("mtdepth.stages.dataset_cmd:dataset", "Index a Virtual KITTI 2 layout tree and check its files."),
-    "predict": ("mtdepth.stages.predict:predict", "Dense depth for your own RGB + sparse frames (KITTI layout), any size."),
+    "predict": (
+        "mtdepth.stages.predict:predict",
+        "Dense depth for your own RGB + sparse frames (KITTI layout), any size.",
+    ),
     "export": ("mtdepth.stages.export:export", "Export the depth network to ONNX, checked against torch."),
-    "evaluate": ("mtdepth.stages.evaluate:evaluate", "Score a checkpoint or a classical baseline: KITTI metrics per region, panels."),
+    "evaluate": (
+        "mtdepth.stages.evaluate:evaluate",
+        "Score a checkpoint or a classical baseline: KITTI metrics per region, panels.",
+    ),
     "train": ("mtdepth.stages.train:train", "Stage two: train MT-Depth or the U-Net baseline from the store alone."),
-    "report": ("mtdepth.stages.report:report", "Compare evaluated models: one table (markdown, JSON), curves, panels side by side."),
+    "report": (
+        "mtdepth.stages.report:report",
+        "Compare evaluated models: one table (markdown, JSON), curves, panels side by side.",
+    ),
 }
 
 

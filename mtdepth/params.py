@@ -130,7 +130,9 @@ class DataParams:
     last_frame: int | None = None  # inclusive; None: to the end
     height: Size32 = 256
     width: Size32 = 512
-    max_depth: Annotated[float, Range(0, 655.34, low_open=True, unit="metres")] = 80.0  # metres; farther (and sky) becomes invalid
+    max_depth: Annotated[float, Range(0, 655.34, low_open=True, unit="metres")] = (
+        80.0  # metres; farther (and sky) becomes invalid
+    )
 
 
 @dataclass(frozen=True)
@@ -154,18 +156,21 @@ class SparseParams:
     keep_prob: Annotated[float, Range(0, 1, low_open=True)] = 0.05  # uniform: probability of keeping a valid pixel
     keypoints: AtLeast1 = 4000  # keypoints: at most this many ORB corners of the full-size image
     lidar_beams: AtLeast1 = 64  # lidar: KITTI's Velodyne HDL-64E
-    lidar_elevation: Annotated[tuple[float, float], Rule(lambda v: 90 >= v[0] > v[1] >= -90,
-                                                         "[top, bottom] degrees with 90 >= top > bottom >= -90")] = (
-        2.0, -24.9)  # degrees of the top and the bottom beam
+    lidar_elevation: Annotated[
+        tuple[float, float],
+        Rule(lambda v: 90 >= v[0] > v[1] >= -90, "[top, bottom] degrees with 90 >= top > bottom >= -90"),
+    ] = (2.0, -24.9)  # degrees of the top and the bottom beam
     lidar_azimuth_step: Annotated[float, Range(0, 10, low_open=True, unit="degrees")] = 0.17  # HDL-64E at 10 Hz
     lidar_offset: tuple[float, float, float] = (0.0, -0.08, -0.27)  # metres, sensor in camera axes (x, y down, z)
     lidar_noise: Annotated[float, Range(0, 10, unit="metres")] = 0.02  # standard deviation of the range
-    lidar_lines: Annotated[tuple[int, ...], Rule(lambda v: len(v) > 0 and all(n >= 1 for n in v),
-                                                 "a non-empty list of beam counts >= 1")] = (64,)  # one drawn per frame
+    lidar_lines: Annotated[
+        tuple[int, ...], Rule(lambda v: len(v) > 0 and all(n >= 1 for n in v), "a non-empty list of beam counts >= 1")
+    ] = (64,)  # one drawn per frame
     lidar_fill_gap: Annotated[float, Range(0, 45, unit="degrees")] = 3.0  # widest hole behind an edge seen past
-    mixed: Annotated[tuple[float, float, float], Rule(lambda v: min(v) >= 0 and sum(v) > 0,
-                                                      "three weights >= 0 (uniform, keypoints, lidar), not all 0")] = (
-        0.5, 0.25, 0.25)  # weights of uniform, keypoints, lidar (OMNI-DC's mix)
+    mixed: Annotated[
+        tuple[float, float, float],
+        Rule(lambda v: min(v) >= 0 and sum(v) > 0, "three weights >= 0 (uniform, keypoints, lidar), not all 0"),
+    ] = (0.5, 0.25, 0.25)  # weights of uniform, keypoints, lidar (OMNI-DC's mix)
 
 
 @dataclass(frozen=True)
@@ -211,8 +216,9 @@ class StoreParams:
 class ModelParams:
     """MT-Depth network sizes (Table 2) and the choices the paper leaves open."""
 
-    unet_channels: Annotated[tuple[int, ...], Rule(lambda v: len(v) >= 2 and all(c > 0 for c in v),
-                                                   "two or more positive ints")] = (8, 16, 32, 64, 128)
+    unet_channels: Annotated[
+        tuple[int, ...], Rule(lambda v: len(v) >= 2 and all(c > 0 for c in v), "two or more positive ints")
+    ] = (8, 16, 32, 64, 128)
     attention_dim: AtLeast1 = 32
     attention_size: Annotated[tuple[int, int], Rule(lambda v: min(v) >= 1, "two positive ints")] = (16, 32)
     fusion_channels: AtLeast1 = 128
@@ -270,10 +276,21 @@ class EvaluateParams:
     batch: AtLeast1 = 8
     workers: AtLeast0 = 2
     device: str = "auto"  # auto: cuda:0 when present, else cpu
-    boundary_px: Annotated[int, Range(1, unit="pixel")] = 3  # k: the boundary region is k pixels on both sides of instance edges
-    distance_bins: Annotated[tuple[float, ...], Rule(lambda v: len(v) >= 2 and v[0] >= 0 and all(a < b for a, b in zip(v, v[1:])),
-                                                     "two or more increasing edges >= 0 metres")] = (0.0, 20.0, 40.0, 80.0)  # bin edges, metres: (lo, hi]
-    panel_frames: Annotated[tuple[int, ...], Rule(lambda v: all(i >= 0 for i in v), "positions >= 0")] = (0, 20, 40)  # positions among the evaluated frames
+    boundary_px: Annotated[int, Range(1, unit="pixel")] = (
+        3  # k: the boundary region is k pixels on both sides of instance edges
+    )
+    distance_bins: Annotated[
+        tuple[float, ...],
+        Rule(
+            lambda v: len(v) >= 2 and v[0] >= 0 and all(a < b for a, b in zip(v, v[1:])),
+            "two or more increasing edges >= 0 metres",
+        ),
+    ] = (0.0, 20.0, 40.0, 80.0)  # bin edges, metres: (lo, hi]
+    panel_frames: Annotated[tuple[int, ...], Rule(lambda v: all(i >= 0 for i in v), "positions >= 0")] = (
+        0,
+        20,
+        40,
+    )  # positions among the evaluated frames
     panel_cmap: str = "turbo"  # one depth colour map for every panel
     panel_error_max: PositiveMetres = 5.0  # metres at the top of the absolute-error colour bar
     panel_dpi: Annotated[int, Range(10)] = 100
@@ -282,7 +299,8 @@ class EvaluateParams:
     ipbasic_blur: Blur = "gaussian"
     drop_see_through: bool = False  # drop sparse samples deeper than their window's nearest by more than the margin
     see_through_window: Annotated[int, Rule(lambda v: v >= 3 and v % 2 == 1, "an odd number of pixels >= 3")] = (
-        7)  # pixels (KBNet, ScaffNet, Marigold-DC: 7x7)
+        7  # pixels (KBNet, ScaffNet, Marigold-DC: 7x7)
+    )
     see_through_margin: PositiveMetres = 1.5
 
 
@@ -304,7 +322,7 @@ class Params:
 
 
 def _one_of(options: tuple) -> str:
-    """"'a', 'b' or 'c'"."""
+    """ "'a', 'b' or 'c'"."""
     return ", ".join(map(repr, options[:-1])) + f" or {options[-1]!r}"
 
 
@@ -359,8 +377,9 @@ def _subset(value: typing.Any, literal: typing.Any, non_empty: bool, key: str, w
     result = tuple(_coerce(v, str, f"{key}[{i}]", where) for i, v in enumerate(value))
     options = choices(literal)
     if not set(result) <= set(options) or (non_empty and not result):
-        raise MtDepthError(f"{where}: {key} must be a {'non-empty ' if non_empty else ''}subset of {list(options)}, "
-                           f"got {value!r}")
+        raise MtDepthError(
+            f"{where}: {key} must be a {'non-empty ' if non_empty else ''}subset of {list(options)}, got {value!r}"
+        )
     return result
 
 
@@ -394,8 +413,10 @@ def params_from_dict(raw: typing.Any, where: str = "params") -> Params:
     params = _build(Params, raw, "", where)
     sparse = params.sparse
     if max(sparse.lidar_lines) > sparse.lidar_beams:
-        raise MtDepthError(f"{where}: sparse.lidar_lines must be at most sparse.lidar_beams ({sparse.lidar_beams}), "
-                           f"got {list(sparse.lidar_lines)}")
+        raise MtDepthError(
+            f"{where}: sparse.lidar_lines must be at most sparse.lidar_beams ({sparse.lidar_beams}), "
+            f"got {list(sparse.lidar_lines)}"
+        )
     return params
 
 

@@ -56,7 +56,7 @@ def _nearest_source_column(column_sq: torch.Tensor) -> torch.Tensor:
     source = where + columns - k
     rows, cols = torch.nonzero(~(best < (k + 1) ** 2), as_tuple=True)
     for start in range(0, rows.numel(), NEAREST_CHUNK):
-        r, c = rows[start:start + NEAREST_CHUNK], cols[start:start + NEAREST_CHUNK]
+        r, c = rows[start : start + NEAREST_CHUNK], cols[start : start + NEAREST_CHUNK]
         cost = (c.unsqueeze(1) - columns.unsqueeze(0)).float().square() + column_sq[r]  # (pixels, W)
         source[r, c] = cost.argmin(dim=1)
     return source
@@ -113,7 +113,7 @@ def nearest_fill_frame(sparse: np.ndarray) -> np.ndarray:
 def _diamond(size: int) -> np.ndarray:
     """A size x size uint8 diamond structuring element (|dy| + |dx| <= size // 2)."""
     r = size // 2
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     return (np.abs(dy) + np.abs(dx) <= r).astype(np.uint8)
 
 
@@ -190,4 +190,3 @@ def baseline(name: str, ip_config: IPBasicConfig) -> Callable[[torch.Tensor], to
     if name == "ipbasic":
         return lambda sparse: ip_basic(sparse, ip_config)
     raise ValueError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
-

@@ -132,8 +132,12 @@ def read_resumable(last: Path, fallback: Path, echo: Callable[[str], None]) -> d
 
 def checkpoint_info(state: dict) -> CheckpointInfo:
     """The CheckpointInfo of a checkpoint dict."""
-    return CheckpointInfo(model_config=dict(state["model_config"]), epoch=int(state["epoch"]),
-                          best_val_rmse_mm=state["best_val_rmse_mm"], **state["info"])
+    return CheckpointInfo(
+        model_config=dict(state["model_config"]),
+        epoch=int(state["epoch"]),
+        best_val_rmse_mm=state["best_val_rmse_mm"],
+        **state["info"],
+    )
 
 
 def model_from_state(state: dict, path: str | os.PathLike = "checkpoint") -> DepthCompletionNet:
@@ -146,7 +150,9 @@ def model_from_state(state: dict, path: str | os.PathLike = "checkpoint") -> Dep
     return model
 
 
-def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[DepthCompletionNet, CheckpointInfo]:
+def model_from_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[DepthCompletionNet, CheckpointInfo]:
     """The trained network (eval mode, on `device`) and its CheckpointInfo."""
     state = read_checkpoint(path)
     model = model_from_state(state, path).to(device).eval()

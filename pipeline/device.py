@@ -49,10 +49,15 @@ def check_segmenter_device(device: str) -> None:
         except (RuntimeError, ValueError):
             raise MtDepthError(f"segmenter.device: {device!r} is not a device (auto, cpu, cuda, cuda:N, mps)") from None
         kind, indices = parsed.type, [parsed.index or 0]
-    available = {"cpu": 1, "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
-                 "mps": int(torch.backends.mps.is_available())}
+    available = {
+        "cpu": 1,
+        "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "mps": int(torch.backends.mps.is_available()),
+    }
     if kind not in available:
         raise MtDepthError(f"segmenter.device: {device!r} is not supported (auto, cpu, cuda, cuda:N, mps)")
     if max(indices) >= available[kind]:
-        raise MtDepthError(f"segmenter.device: {device!r} asked, but this machine has {available[kind]} {kind} "
-                           "device(s); use cpu or auto")
+        raise MtDepthError(
+            f"segmenter.device: {device!r} asked, but this machine has {available[kind]} {kind} "
+            "device(s); use cpu or auto"
+        )

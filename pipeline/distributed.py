@@ -1,8 +1,8 @@
 """torchrun, one code path: a process alone is rank 0 of 1; under torchrun each rank joins the group.
 
-    ranks, device = start_distributed("auto")   # cuda:LOCAL_RANK when present, else cpu
-    total = all_reduce(tensor, ranks)           # a sum over ranks (the tensor itself when alone)
-    stop_distributed(ranks)
+ranks, device = start_distributed("auto")   # cuda:LOCAL_RANK when present, else cpu
+total = all_reduce(tensor, ranks)           # a sum over ranks (the tensor itself when alone)
+stop_distributed(ranks)
 """
 
 from __future__ import annotations

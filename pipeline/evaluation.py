@@ -57,9 +57,7 @@ class Evaluation:
             values = pooled(sums) if average == "pooled" else frame_mean(sums)
             counts = sums[..., -1].sum(0) if average == "pooled" else (sums[..., -1] > 0).sum(0)
             key = "pixels" if average == "pooled" else "frames"
-            result[output] = {
-                group: {**_named(values[g]), key: int(counts[g])} for g, group in enumerate(self.groups)
-            }
+            result[output] = {group: {**_named(values[g]), key: int(counts[g])} for g, group in enumerate(self.groups)}
         return result
 
     def frame_rows(self) -> list[dict]:

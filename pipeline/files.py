@@ -136,7 +136,9 @@ def check_target(target: Path) -> None:
     for parent in target.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                raise MtDepthError(f"{target}: {parent} is a file, so no folder can be made under it; choose another --out")
+                raise MtDepthError(
+                    f"{target}: {parent} is a file, so no folder can be made under it; choose another --out"
+                )
             break
     if Path.cwd().resolve().is_relative_to(target.resolve()):
         raise MtDepthError(f"{target}: is the current folder or one above it; name a folder below it (e.g. data/synth)")

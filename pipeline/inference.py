@@ -82,9 +82,16 @@ def load_net(path: Path, device: str = "auto", tiling: Tiling = TILING) -> Depth
         sess = session(path, device)
 
         def run_onnx(inputs: dict[str, np.ndarray]) -> np.ndarray:
-            return run_tiles(lambda crop: torch.from_numpy(run_session(sess, {k: np.ascontiguousarray(v.numpy())
-                                                                             for k, v in crop.items()})),
-                             inputs, tiling, "cpu", None)
+            return run_tiles(
+                lambda crop: torch.from_numpy(
+                    run_session(sess, {k: np.ascontiguousarray(v.numpy()) for k, v in crop.items()})
+                ),
+                inputs,
+                tiling,
+                "cpu",
+                None,
+            )
+
         return DepthNet(info, run_onnx, "onnxruntime")
     model, info = model_from_checkpoint(path, device)
 
@@ -94,11 +101,17 @@ def load_net(path: Path, device: str = "auto", tiling: Tiling = TILING) -> Depth
 
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
         return run_tiles(forward, inputs, tiling, device, getattr(model, "attention", None))
+
     return DepthNet(info, run, "torch")
 
 
-def run_tiles(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], inputs: dict[str, np.ndarray],
-              tiling: Tiling, device: str | torch.device, attention: torch.nn.Module | None) -> np.ndarray:
+def run_tiles(
+    forward: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    inputs: dict[str, np.ndarray],
+    tiling: Tiling,
+    device: str | torch.device,
+    attention: torch.nn.Module | None,
+) -> np.ndarray:
     """D_final of `forward` on `inputs`: one call, or tile by tile when the frames are larger than a tile
     (ONNX Runtime: each tile's attention sees that tile alone; torch: the whole frame's, see tiling.py)."""
     tensors = {k: torch.from_numpy(v).to(device) for k, v in inputs.items()}
@@ -110,8 +123,9 @@ def run_tiles(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], inputs
         return depth.float().cpu().numpy()
 
 
-def segmenter_config(info: CheckpointInfo, mask_source: str | None, weights: str | None, batch: int,
-                     device: str) -> SegmenterConfig | None:
+def segmenter_config(
+    info: CheckpointInfo, mask_source: str | None, weights: str | None, batch: int, device: str
+) -> SegmenterConfig | None:
     """How to make the masks: the checkpoint's segmenter, `weights` instead, or None (zero masks)."""
     if info.model_name == "unet" and info.model_config.get("prefill", "none") not in MASK_AWARE:
         return None  # the baseline ignores the mask
@@ -120,8 +134,10 @@ def segmenter_config(info: CheckpointInfo, mask_source: str | None, weights: str
         return None
     recorded = dict(info.segmenter or {})
     if weights is None and not recorded:
-        raise MtDepthError(f"--weights: the checkpoint was trained with {info.mask_source!r} masks and records no "
-                           f"segmenter; give segmenter weights or --mask-source none")
+        raise MtDepthError(
+            f"--weights: the checkpoint was trained with {info.mask_source!r} masks and records no "
+            f"segmenter; give segmenter weights or --mask-source none"
+        )
     recorded["classes"] = tuple(recorded.get("classes", ()))
     if weights is not None:
         recorded["weights"] = weights
@@ -150,15 +166,20 @@ def to_net(frame: Frame, info: CheckpointInfo, size: str) -> tuple[np.ndarray, n
 def from_net(depth: np.ndarray, height: int, width: int, max_depth: float) -> np.ndarray:
     """A (h, w) dense map resized bilinearly to (height, width), clipped to [1/256, max_depth] m."""
     if depth.shape != (height, width):
-        resized = F.interpolate(torch.from_numpy(depth)[None, None], size=(height, width), mode="bilinear",
-                                align_corners=False)
+        resized = F.interpolate(
+            torch.from_numpy(depth)[None, None], size=(height, width), mode="bilinear", align_corners=False
+        )
         depth = resized[0, 0].numpy()
     return np.clip(depth, MIN_DEPTH_M, max_depth).astype(np.float32)
 
 
-def complete(net: DepthNet, frames: list[Frame], size: str = "native",
-             masks: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
-             keep_sparse: bool = False) -> list[tuple[np.ndarray, int]]:
+def complete(
+    net: DepthNet,
+    frames: list[Frame],
+    size: str = "native",
+    masks: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+    keep_sparse: bool = False,
+) -> list[tuple[np.ndarray, int]]:
     """Dense depth (H, W) float32 metres at each frame's own size, and its count of dropped far samples.
 
     `masks` maps the net-size RGB images to 0/1 masks (the segmenter); None feeds zero masks.
@@ -176,7 +197,7 @@ def complete(net: DepthNet, frames: list[Frame], size: str = "native",
     batches = []
     for (height, width), group in by_size.items():
         per_call = max(1, NET_PIXELS // (height * width))
-        batches += [group[k:k + per_call] for k in range(0, len(group), per_call)]
+        batches += [group[k : k + per_call] for k in range(0, len(group), per_call)]
     for members in batches:
         inputs = {
             "rgb": np.stack([images[i].transpose(2, 0, 1) for i in members]).astype(np.float32) / np.float32(255),
@@ -201,6 +222,8 @@ def frame_from_files(name: str, image: Path, sparse: Path) -> Frame:
     rgb = read_image(image)
     depth = read_sparse(sparse)
     if depth.shape != rgb.shape[:2]:
-        raise MtDepthError(f"{sparse}: size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
-                           f"{rgb.shape[1]}x{rgb.shape[0]} ({image})")
+        raise MtDepthError(
+            f"{sparse}: size {depth.shape[1]}x{depth.shape[0]} differs from the image's "
+            f"{rgb.shape[1]}x{rgb.shape[0]} ({image})"
+        )
     return Frame(name, rgb, depth)

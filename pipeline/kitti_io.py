@@ -31,8 +31,10 @@ INTRINSICS_FOLDER = "intrinsics"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SPARSE_SUFFIXES = (".png", ".npy")
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L")
-LAYOUT_HELP = ("expected DIR/image/NAME.png|jpg with DIR/sparse/NAME.png|npy (or KITTI's DIR/velodyne_raw/), "
-               "or an image and a sparse file as two arguments")
+LAYOUT_HELP = (
+    "expected DIR/image/NAME.png|jpg with DIR/sparse/NAME.png|npy (or KITTI's DIR/velodyne_raw/), "
+    "or an image and a sparse file as two arguments"
+)
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,9 @@ def read_depth_png(path: Path) -> np.ndarray:
     except (OSError, SyntaxError, ValueError) as exc:
         raise MtDepthError(f"{path}: unreadable or truncated PNG ({exc})") from None
     if units is None:
-        raise MtDepthError(f"{path}: sparse depth PNG must be 16-bit grayscale (KITTI: value / 256 = metres), "
-                           f"got mode {mode}")
+        raise MtDepthError(
+            f"{path}: sparse depth PNG must be 16-bit grayscale (KITTI: value / 256 = metres), got mode {mode}"
+        )
     return decode_depth(units.astype(np.uint16, copy=False))
 
 
@@ -94,8 +97,10 @@ def read_sparse(path: Path) -> np.ndarray:
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
         raise MtDepthError(f"{path}: sparse .npy must be a 2-D array of metres, got {array.dtype} {array.shape}")
     if not np.issubdtype(array.dtype, np.floating):  # integers are most likely KITTI's units (metres * 256)
-        raise MtDepthError(f"{path}: sparse .npy holds {array.dtype} values; it must be float metres (KITTI's "
-                           "16-bit units are metres * 256: divide by 256 and save as float32, or pass the 16-bit PNG)")
+        raise MtDepthError(
+            f"{path}: sparse .npy holds {array.dtype} values; it must be float metres (KITTI's "
+            "16-bit units are metres * 256: divide by 256 and save as float32, or pass the 16-bit PNG)"
+        )
     metres = array.astype(np.float32)
     metres[~np.isfinite(metres)] = 0.0
     if (metres < 0).any():
@@ -129,9 +134,11 @@ def write_depth_png(path: Path, metres: np.ndarray) -> None:
 
 def write_npy(path: Path, metres: np.ndarray) -> None:
     """Write float32 metres as `.npy`, atomically."""
+
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             np.save(fh, metres.astype(np.float32))
+
     atomic_write(path, save)
 
 
@@ -167,8 +174,10 @@ def discover_folder(root: Path) -> list[Pair]:
         image_dir = _child(root, IMAGE_FOLDER)
         sparse_dirs = [path for path in (_child(root, name) for name in SPARSE_FOLDERS) if path]
         if len(sparse_dirs) > 1:
-            raise MtDepthError(f"{root}: both {' and '.join(p.name + '/' for p in sparse_dirs)}; which is the sparse "
-                               f"depth is ambiguous, keep one")
+            raise MtDepthError(
+                f"{root}: both {' and '.join(p.name + '/' for p in sparse_dirs)}; which is the sparse "
+                f"depth is ambiguous, keep one"
+            )
         sparse_dir = sparse_dirs[0] if sparse_dirs else None
         if image_dir is None or sparse_dir is None:
             raise MtDepthError(f"{root}: no {'image' if image_dir is None else 'sparse'} folder; {LAYOUT_HELP}")
@@ -192,8 +201,10 @@ def discover_folder(root: Path) -> list[Pair]:
 def check_out_outside(out: Path, folder: Path) -> None:
     """Refuse an output folder inside (or equal to) an input folder: the next run would read the outputs."""
     if out.resolve().is_relative_to(folder.resolve()):
-        raise MtDepthError(f"{out}: --out lies inside the input folder {folder}, where the next run would take the "
-                           "outputs for inputs; choose a folder outside it")
+        raise MtDepthError(
+            f"{out}: --out lies inside the input folder {folder}, where the next run would take the "
+            "outputs for inputs; choose a folder outside it"
+        )
 
 
 def discover(paths: tuple[Path, ...]) -> list[Pair]:
@@ -234,8 +245,10 @@ def discover_labelled(root: Path) -> list[Labelled]:
     folders = [path for path in (_child(root, name) for name in GROUNDTRUTH_FOLDERS) if path]
     if len(folders) != 1:
         found = " and ".join(p.name + "/" for p in folders)
-        raise MtDepthError(f"{root}: {'both ' + found if folders else 'no groundtruth/ folder'}; evaluating a folder "
-                           f"needs DIR/groundtruth/NAME.png (KITTI 16-bit depth) beside DIR/image/")
+        raise MtDepthError(
+            f"{root}: {'both ' + found if folders else 'no groundtruth/ folder'}; evaluating a folder "
+            f"needs DIR/groundtruth/NAME.png (KITTI 16-bit depth) beside DIR/image/"
+        )
     truths = {_groundtruth_stem(stem): path for stem, path in _files(folders[0], (".png",)).items()}
     names = {pair.name for pair in pairs}
     for name, path in truths.items():

@@ -47,8 +47,13 @@ class LidarSpec:
         return np.radians(self.top + (self.bottom - self.top) * keep / max(self.beams - 1, 1))
 
 
-def scan(depth_m: np.ndarray, intrinsics: tuple[float, float, float, float], spec: LidarSpec, lines: int,
-         rng: np.random.Generator) -> np.ndarray:
+def scan(
+    depth_m: np.ndarray,
+    intrinsics: tuple[float, float, float, float],
+    spec: LidarSpec,
+    lines: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Sparse depth (float32 metres, 0 = no return) a LiDAR of `spec` firing `lines` beams gives in this camera."""
     depth = np.asarray(depth_m, dtype=np.float32)
     fx, fy, cx, cy = intrinsics
@@ -143,8 +148,9 @@ def _fill_axis(ranges: np.ndarray, max_gap: int) -> np.ndarray:
     return np.where(hole, far, ranges)
 
 
-def _project(r: np.ndarray, elev: np.ndarray, az: np.ndarray, intrinsics: tuple[float, float, float, float],
-             spec: LidarSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _project(
+    r: np.ndarray, elev: np.ndarray, az: np.ndarray, intrinsics: tuple[float, float, float, float], spec: LidarSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pixel row, column and depth in the camera of returns at range `r` along rays (elev, az), and `r`."""
     fx, fy, cx, cy = intrinsics
     x = r * np.cos(elev) * np.sin(az) + spec.offset[0]
@@ -156,8 +162,15 @@ def _project(r: np.ndarray, elev: np.ndarray, az: np.ndarray, intrinsics: tuple[
     return v, u, z, r
 
 
-def _nearest_returns(depth: np.ndarray, v: np.ndarray, u: np.ndarray, z: np.ndarray, r: np.ndarray,
-                     noise: float, rng: np.random.Generator) -> np.ndarray:
+def _nearest_returns(
+    depth: np.ndarray,
+    v: np.ndarray,
+    u: np.ndarray,
+    z: np.ndarray,
+    r: np.ndarray,
+    noise: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """The nearest return per pixel with range noise; none in front of the camera-visible surface."""
     order = np.lexsort((z, u, v))  # by pixel (raster order), nearest first
     v, u, z, r = v[order], u[order], z[order], r[order]

@@ -41,8 +41,9 @@ def pixel_error(pred: torch.Tensor, gt: torch.Tensor, kind: str) -> torch.Tensor
     raise ValueError(f"depth_error must be one of {DEPTH_ERRORS}, got {kind!r}")
 
 
-def depth_loss(pred: torch.Tensor, gt: torch.Tensor, object_mask: torch.Tensor, w_obj: float, max_depth: float,
-               kind: str) -> torch.Tensor:
+def depth_loss(
+    pred: torch.Tensor, gt: torch.Tensor, object_mask: torch.Tensor, w_obj: float, max_depth: float, kind: str
+) -> torch.Tensor:
     """L_depth: object-weighted mean error over valid GT pixels (0 when none is valid)."""
     valid = valid_pixels(gt, max_depth)
     weight = (1.0 + w_obj * object_mask) * valid

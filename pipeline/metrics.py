@@ -67,8 +67,15 @@ def metric_sums(pred: torch.Tensor, gt: torch.Tensor, groups: torch.Tensor, max_
     inverse = 1.0 / clamped - 1.0 / safe_gt
     ratio = torch.maximum(clamped / safe_gt, safe_gt / clamped)
     per_pixel = torch.cat(
-        [error.square(), error.abs(), inverse.square(), inverse.abs(), error.abs() / safe_gt,
-         *[(ratio < DELTA_BASE**k).double() for k in (1, 2, 3)], torch.ones_like(gt)],
+        [
+            error.square(),
+            error.abs(),
+            inverse.square(),
+            inverse.abs(),
+            error.abs() / safe_gt,
+            *[(ratio < DELTA_BASE**k).double() for k in (1, 2, 3)],
+            torch.ones_like(gt),
+        ],
         dim=1,
     )  # (B, S, H, W)
     weights = (groups & valid_pixels(gt, max_depth)).double()  # (B, G, H, W)
@@ -81,8 +88,13 @@ def metrics_from_sums(sums: torch.Tensor) -> torch.Tensor:
     count = sums[..., -1]
     mean = sums[..., :-1] / count.unsqueeze(-1)  # NaN (0/0) where empty
     metres = torch.stack(
-        [MM_PER_M * mean[..., 0].sqrt(), MM_PER_M * mean[..., 1],
-         PER_KM_PER_M * mean[..., 2].sqrt(), PER_KM_PER_M * mean[..., 3], *mean[..., 4:].unbind(-1)],
+        [
+            MM_PER_M * mean[..., 0].sqrt(),
+            MM_PER_M * mean[..., 1],
+            PER_KM_PER_M * mean[..., 2].sqrt(),
+            PER_KM_PER_M * mean[..., 3],
+            *mean[..., 4:].unbind(-1),
+        ],
         dim=-1,
     )
     return torch.where(count.unsqueeze(-1) > 0, metres, torch.full_like(metres, math.nan))

@@ -55,6 +55,7 @@ class DepthOnly(nn.Module):
 
 def _pool_matrix(g, x, axis: int, bins: int):
     """(bins, size) matrix averaging each adaptive-pooling bin along `axis` of x, size read from x's shape."""
+
     def const(value):
         return g.op("Constant", value_t=torch.tensor(value, dtype=torch.int64))
 
@@ -81,8 +82,9 @@ def _adaptive_avg_pool2d(g, x, output_size):
     return g.op("MatMul", g.op("MatMul", rows, x), g.op("Transpose", cols, perm_i=[1, 0]))
 
 
-def example_inputs(height: int, width: int, max_depth: float, batch: int = 1, seed: int = 0,
-                   prefill: str = "none") -> dict[str, np.ndarray]:
+def example_inputs(
+    height: int, width: int, max_depth: float, batch: int = 1, seed: int = 0, prefill: str = "none"
+) -> dict[str, np.ndarray]:
     """Deterministic inputs: noise RGB, 5% sparse samples in [1, max_depth] m, a few rectangles of mask,
     and the net's fill of them."""
     rng = np.random.default_rng(seed)
@@ -92,7 +94,7 @@ def example_inputs(height: int, width: int, max_depth: float, batch: int = 1, se
     for b in range(batch):
         for _ in range(3):
             top, left = rng.integers(0, height), rng.integers(0, width)
-            mask[b, 0, top:top + height // 4, left:left + width // 6] = 1.0
+            mask[b, 0, top : top + height // 4, left : left + width // 6] = 1.0
     sparse = sparse.astype(np.float32)
     fill = np.stack([prefill_frame(prefill, sparse[b, 0], mask[b, 0]) for b in range(batch)])[:, None]
     return {"rgb": rgb, "sparse": sparse, "mask": mask, "fill": fill}
@@ -123,8 +125,9 @@ def max_difference(model: nn.Module, sess, sizes, max_depth: float) -> float:
     wrapper = DepthOnly(model).eval()
     worst = 0.0
     for seed, (height, width) in enumerate(sizes):
-        inputs = example_inputs(height, width, max_depth, batch=2 if seed == 0 else 1, seed=seed,
-                                prefill=getattr(model, "prefill", "none"))
+        inputs = example_inputs(
+            height, width, max_depth, batch=2 if seed == 0 else 1, seed=seed, prefill=getattr(model, "prefill", "none")
+        )
         with torch.inference_mode():
             expected = wrapper(*(torch.from_numpy(inputs[k]) for k in CHANNELS)).numpy()
         worst = max(worst, float(np.abs(run_session(sess, inputs) - expected).max()))
@@ -148,14 +151,22 @@ def export_onnx(model: nn.Module, info: CheckpointInfo, out: Path, tolerance: fl
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-            torch.onnx.export(wrapper, tuple(torch.from_numpy(sample[k]) for k in CHANNELS), str(tmp),
-                              input_names=list(CHANNELS), output_names=[OUTPUT], dynamic_axes=dynamic,
-                              opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                wrapper,
+                tuple(torch.from_numpy(sample[k]) for k in CHANNELS),
+                str(tmp),
+                input_names=list(CHANNELS),
+                output_names=[OUTPUT],
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,
+            )
         worst = max_difference(model, session(tmp), sizes, info.max_depth)
         check = {"sizes": [list(s) for s in sizes], "max_abs_diff_m": worst, "tolerance_m": tolerance}
         if not worst <= tolerance:
-            raise MtDepthError(f"{out}: not written: onnxruntime differs from torch by {worst:.3g} m "
-                               f"(tolerance {tolerance:g} m)")
+            raise MtDepthError(
+                f"{out}: not written: onnxruntime differs from torch by {worst:.3g} m (tolerance {tolerance:g} m)"
+            )
         graph = onnx.load(str(tmp))
         meta = {"format": FORMAT, "version": VERSION, "info": dataclasses.asdict(info), "check": check}
         graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta))
@@ -174,10 +185,11 @@ def _check_inputs(path: Path, graph, expected: list[str]) -> None:
         found[value.name] = tuple(d.dim_value if d.HasField("dim_value") else "?" for d in dims)
     wanted = {name: ("?", CHANNELS[name], "?", "?") for name in expected}
     if found != wanted:
+
         def show(shapes):
             return ", ".join(f"{n} ({', '.join(map(str, s))})" for n, s in shapes.items())
-        raise MtDepthError(f"{path}: inputs are {show(found)}; an mtdepth export has {show(wanted)} "
-                           f"(? = dynamic)")
+
+        raise MtDepthError(f"{path}: inputs are {show(found)}; an mtdepth export has {show(wanted)} (? = dynamic)")
 
 
 def read_onnx(path: Path) -> CheckpointInfo:
@@ -196,8 +208,9 @@ def read_onnx(path: Path) -> CheckpointInfo:
     except (KeyError, ValueError):
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise MtDepthError(f"{path}: not an mtdepth depth-network export (no '{METADATA_KEY}' metadata; "
-                           f"`mtdepth export` writes one)")
+        raise MtDepthError(
+            f"{path}: not an mtdepth depth-network export (no '{METADATA_KEY}' metadata; `mtdepth export` writes one)"
+        )
     if meta.get("version") != VERSION:
         raise MtDepthError(f"{path}: mtdepth ONNX version {meta.get('version')!r}, this mtdepth reads {VERSION}")
     try:

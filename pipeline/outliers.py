@@ -39,6 +39,7 @@ def filtered(predict: Callable[[dict], dict], window: int, margin: float, counts
     `counts` accumulates 'samples' (before) and 'dropped'; the batch is changed in place, so panels show
     the filtered input.
     """
+
     def run(batch: dict) -> dict:
         counts["samples"] = counts.get("samples", 0) + int((batch["sparse"] > 0).sum())
         batch["sparse"], dropped = drop_see_through(batch["sparse"], window, margin)

@@ -90,15 +90,19 @@ def render_panel(path: str | Path, frame: PanelFrame, style: PanelStyle) -> None
     axes[2, 1].imshow(frame.final, **depth_kw)
     axes[2, 1].set_title("D_final")
     error = np.abs(frame.final - frame.gt)
-    error_image = axes[3, 0].imshow(_invalid_masked(error, valid), cmap=error_cmap, vmin=0.0,
-                                    vmax=style.error_max, interpolation="nearest")
+    error_image = axes[3, 0].imshow(
+        _invalid_masked(error, valid), cmap=error_cmap, vmin=0.0, vmax=style.error_max, interpolation="nearest"
+    )
     mean_error = float(error[valid].mean()) if valid.any() else float("nan")
     axes[3, 0].set_title(f"|D_final - GT| (mean {mean_error:.2f} m on valid pixels)")
-    regions = ListedColormap(REGION_COLOURS[:len(frame.region_names)])
-    axes[3, 1].imshow(frame.regions, cmap=regions, vmin=-0.5, vmax=len(frame.region_names) - 0.5,
-                      interpolation="nearest")
-    axes[3, 1].set_title("scored regions: " + ", ".join(
-        f"{name} {colour}" for name, colour in zip(frame.region_names, REGION_COLOURS)), fontsize="small")
+    regions = ListedColormap(REGION_COLOURS[: len(frame.region_names)])
+    axes[3, 1].imshow(
+        frame.regions, cmap=regions, vmin=-0.5, vmax=len(frame.region_names) - 0.5, interpolation="nearest"
+    )
+    axes[3, 1].set_title(
+        "scored regions: " + ", ".join(f"{name} {colour}" for name, colour in zip(frame.region_names, REGION_COLOURS)),
+        fontsize="small",
+    )
     for ax in axes.ravel():
         ax.set_axis_off()
     fig.colorbar(depth_image, ax=axes[1:3, :].ravel().tolist(), label="depth (m)", fraction=0.04)

@@ -26,8 +26,15 @@ SINGLE_PATTERNS = ("uniform", "keypoints", "lidar")  # the order of sparse.mixed
 def lidar_spec(sparse: SparseParams) -> LidarSpec:
     """The simulated sensor `sparse.lidar_*` describes."""
     top, bottom = sparse.lidar_elevation
-    return LidarSpec(beams=sparse.lidar_beams, top=top, bottom=bottom, azimuth_step=sparse.lidar_azimuth_step,
-                     offset=sparse.lidar_offset, noise=sparse.lidar_noise, fill_gap=sparse.lidar_fill_gap)
+    return LidarSpec(
+        beams=sparse.lidar_beams,
+        top=top,
+        bottom=bottom,
+        azimuth_step=sparse.lidar_azimuth_step,
+        offset=sparse.lidar_offset,
+        noise=sparse.lidar_noise,
+        fill_gap=sparse.lidar_fill_gap,
+    )
 
 
 def pattern_keys(sparse: SparseParams, seed: int) -> dict:
@@ -41,10 +48,15 @@ def pattern_keys(sparse: SparseParams, seed: int) -> dict:
     if "keypoints" in used:
         keys["keypoints"] = sparse.keypoints
     if "lidar" in used:
-        keys["lidar"] = {"beams": sparse.lidar_beams, "elevation": list(sparse.lidar_elevation),
-                         "azimuth_step": sparse.lidar_azimuth_step, "offset": list(sparse.lidar_offset),
-                         "noise": sparse.lidar_noise, "lines": list(sparse.lidar_lines),
-                         "fill_gap": sparse.lidar_fill_gap}
+        keys["lidar"] = {
+            "beams": sparse.lidar_beams,
+            "elevation": list(sparse.lidar_elevation),
+            "azimuth_step": sparse.lidar_azimuth_step,
+            "offset": list(sparse.lidar_offset),
+            "noise": sparse.lidar_noise,
+            "lines": list(sparse.lidar_lines),
+            "fill_gap": sparse.lidar_fill_gap,
+        }
     return keys
 
 
@@ -62,9 +74,15 @@ def frame_pattern(sparse: SparseParams, seed: int, key: str) -> str:
     return SINGLE_PATTERNS[int(np.searchsorted(np.cumsum(weights / weights.sum()), draw, side="right"))]
 
 
-def sample_frame(sparse: SparseParams, seed: int, key: str, depth: np.ndarray, source_depth: np.ndarray | None = None,
-                 source_rgb: np.ndarray | None = None,
-                 intrinsics: tuple[float, float, float, float] | None = None) -> np.ndarray:
+def sample_frame(
+    sparse: SparseParams,
+    seed: int,
+    key: str,
+    depth: np.ndarray,
+    source_depth: np.ndarray | None = None,
+    source_rgb: np.ndarray | None = None,
+    intrinsics: tuple[float, float, float, float] | None = None,
+) -> np.ndarray:
     """float32 sparse metres at `depth`'s size for frame `key`; keypoints and lidar read the full-size frame."""
     pattern = frame_pattern(sparse, seed, key)
     if pattern == "uniform":
@@ -75,8 +93,10 @@ def sample_frame(sparse: SparseParams, seed: int, key: str, depth: np.ndarray, s
         full = keypoint_samples(source_rgb, source_depth, sparse.keypoints)
     else:
         if intrinsics is None:
-            raise MtDepthError(f"frame {key}: sparse.pattern {sparse.pattern!r} simulates a LiDAR and needs the "
-                               "camera intrinsics (intrinsic.txt), none found")
+            raise MtDepthError(
+                f"frame {key}: sparse.pattern {sparse.pattern!r} simulates a LiDAR and needs the "
+                "camera intrinsics (intrinsic.txt), none found"
+            )
         rng = stable_rng(seed, f"{key}\0lidar")
         lines = int(sparse.lidar_lines[rng.integers(len(sparse.lidar_lines))])
         full = scan(source_depth, intrinsics, lidar_spec(sparse), lines, rng)

@@ -32,16 +32,26 @@ def back_project(depth: np.ndarray, rgb: np.ndarray, intrinsics: tuple[float, fl
 
 def write_ply(path: Path, vertices: np.ndarray) -> None:
     """Write structured vertices as a binary little-endian PLY, atomically."""
-    header = "\n".join([
-        "ply", "format binary_little_endian 1.0", "comment mtdepth predict: camera frame, metres",
-        f"element vertex {vertices.size}",
-        "property float x", "property float y", "property float z",
-        "property uchar red", "property uchar green", "property uchar blue", "end_header", "",
-    ]).encode("ascii")
+    header = "\n".join(
+        [
+            "ply",
+            "format binary_little_endian 1.0",
+            "comment mtdepth predict: camera frame, metres",
+            f"element vertex {vertices.size}",
+            "property float x",
+            "property float y",
+            "property float z",
+            "property uchar red",
+            "property uchar green",
+            "property uchar blue",
+            "end_header",
+            "",
+        ]
+    ).encode("ascii")
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             fh.write(header)
             fh.write(vertices.astype(_VERTEX, copy=False).tobytes())
-    atomic_write(path, write)
 
+    atomic_write(path, write)

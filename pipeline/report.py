@@ -25,9 +25,13 @@ from mtdepth.pipeline import regions  # noqa: E402
 
 # (column label, region, metric) of the pooled D_final errors, as the table prints them
 COLUMNS = (
-    ("RMSE", "all", "rmse_mm"), ("MAE", "all", "mae_mm"), ("iRMSE", "all", "irmse_per_km"),
-    ("obj RMSE", "object", "rmse_mm"), ("obj MAE", "object", "mae_mm"),
-    ("bnd RMSE", "boundary", "rmse_mm"), ("bg RMSE", "background", "rmse_mm"),
+    ("RMSE", "all", "rmse_mm"),
+    ("MAE", "all", "mae_mm"),
+    ("iRMSE", "all", "irmse_per_km"),
+    ("obj RMSE", "object", "rmse_mm"),
+    ("obj MAE", "object", "mae_mm"),
+    ("bnd RMSE", "boundary", "rmse_mm"),
+    ("bg RMSE", "background", "rmse_mm"),
 )
 REGIONS = ("all", *regions.REGIONS)  # the table's regions
 CURVE = Path("live/plots/metrics/val/final_rmse_mm.tsv")  # dvclive's per-epoch validation RMSE of D_final
@@ -76,8 +80,9 @@ def model_row(name: str, metrics: dict, training: Training | None) -> dict:
         for metric in ("rmse_mm", "mae_mm", "irmse_per_km"):
             row[f"{region}/{metric}"] = final[region][metric]
     if training is not None:
-        row.update(epochs=len(training.rmse_mm), best_epoch=training.best_epoch,
-                   train_minutes=round(training.seconds / 60, 1))
+        row.update(
+            epochs=len(training.rmse_mm), best_epoch=training.best_epoch, train_minutes=round(training.seconds / 60, 1)
+        )
     return row
 
 
@@ -90,8 +95,9 @@ def read_training(run: Path) -> Training:
             values[column] = [float(r[column]) for r in _tsv(path)]
         except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as exc:
             reason = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"[:80]
-            raise MtDepthError(f"{path}: not a dvclive log of `mtdepth train` ({reason}); "
-                               f"fix or remove the run folder {run}") from None
+            raise MtDepthError(
+                f"{path}: not a dvclive log of `mtdepth train` ({reason}); fix or remove the run folder {run}"
+            ) from None
         if not values[column]:
             raise MtDepthError(f"{path}: holds no epoch; fix or remove the run folder {run}")
     return Training(tuple(values["final_rmse_mm"]), sum(values["epoch_seconds"]))
@@ -123,9 +129,17 @@ def _number(value: float | None, metric: str) -> str:
 
 def region_rows(rows: list[dict]) -> list[dict]:
     """Long format for `dvc plots`: one row per region and model, `bar` labelling it ("object: unet")."""
-    return [{"bar": f"{region}: {row['model']}", "model": row["model"], "region": region,
-             "rmse_mm": row[f"{region}/rmse_mm"], "mae_mm": row[f"{region}/mae_mm"]}
-            for region in REGIONS for row in rows]
+    return [
+        {
+            "bar": f"{region}: {row['model']}",
+            "model": row["model"],
+            "region": region,
+            "rmse_mm": row[f"{region}/rmse_mm"],
+            "mae_mm": row[f"{region}/mae_mm"],
+        }
+        for region in REGIONS
+        for row in rows
+    ]
 
 
 def curves_figure(path: Path, curves: dict[str, Training], dpi: int = 100) -> None:
@@ -134,8 +148,7 @@ def curves_figure(path: Path, curves: dict[str, Training], dpi: int = 100) -> No
     axes = figure.add_subplot()
     for name, training in curves.items():
         axes.plot(range(1, len(training.rmse_mm) + 1), [v / 1000 for v in training.rmse_mm], marker=".", label=name)
-    axes.set(xlabel="epoch", ylabel="validation RMSE of D_final (m)", yscale="log",
-             title="Validation RMSE per epoch")
+    axes.set(xlabel="epoch", ylabel="validation RMSE of D_final (m)", yscale="log", title="Validation RMSE per epoch")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
@@ -148,8 +161,9 @@ def tile_panels(panels: list[tuple[str, Path]]) -> Image.Image:
     images = []
     for label, path in panels:
         with Image.open(path) as image:
-            small = image.convert("RGB").resize((round(image.width * TILE_SCALE), round(image.height * TILE_SCALE)),
-                                                Image.Resampling.LANCZOS)
+            small = image.convert("RGB").resize(
+                (round(image.width * TILE_SCALE), round(image.height * TILE_SCALE)), Image.Resampling.LANCZOS
+            )
         ImageDraw.Draw(small).text((8, 4), label, fill="black")
         images.append(small)
     width, height = max(i.width for i in images), max(i.height for i in images)

@@ -34,8 +34,10 @@ class Tiling:
 
     def __post_init__(self):
         if self.tile <= 0 or self.tile % ALIGN or self.margin < 0 or self.margin % ALIGN:
-            raise ValueError(f"tile ({self.tile}) must be a positive multiple of {ALIGN}, margin ({self.margin}) "
-                             f"a multiple of {ALIGN} >= 0")
+            raise ValueError(
+                f"tile ({self.tile}) must be a positive multiple of {ALIGN}, margin ({self.margin}) "
+                f"a multiple of {ALIGN} >= 0"
+            )
 
     def needed(self, height: int, width: int) -> bool:
         """Whether a frame of this size is larger than one window."""
@@ -46,9 +48,13 @@ def spans(size: int, tiling: Tiling) -> list[tuple[slice, slice]]:
     """(core, window) along one axis: cores cover 0..size once, windows add the margin, clipped."""
     if size <= tiling.tile + 2 * tiling.margin:
         return [(slice(0, size), slice(0, size))]
-    return [(slice(start, min(start + tiling.tile, size)),
-             slice(max(0, start - tiling.margin), min(size, start + tiling.tile + tiling.margin)))
-            for start in range(0, size, tiling.tile)]
+    return [
+        (
+            slice(start, min(start + tiling.tile, size)),
+            slice(max(0, start - tiling.margin), min(size, start + tiling.tile + tiling.margin)),
+        )
+        for start in range(0, size, tiling.tile)
+    ]
 
 
 def windows(height: int, width: int, tiling: Tiling) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:
@@ -61,8 +67,12 @@ def _inner(core: slice, window: slice) -> slice:
     return slice(core.start - window.start, core.stop - window.start)
 
 
-def tiled(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], inputs: dict[str, torch.Tensor],
-          tiling: Tiling, attention: torch.nn.Module | None = None) -> torch.Tensor:
+def tiled(
+    forward: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    inputs: dict[str, torch.Tensor],
+    tiling: Tiling,
+    attention: torch.nn.Module | None = None,
+) -> torch.Tensor:
     """D_final (N, 1, H, W) of `forward` (inputs dict (N, C, H, W) -> (N, 1, h, w)) completed window by window.
 
     `attention`: the model's global attention module (MT-Depth), given the whole frame's context.
@@ -76,9 +86,15 @@ def tiled(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], inputs: di
         hook = None
         if context is not None:
             grid = _sampling_grid(wy, wx, height, width, context)
-            hook = attention.register_forward_hook(lambda module, args, output: F.grid_sample(
-                context, grid.expand(output.shape[0], -1, -1, -1), mode="bilinear", padding_mode="border",
-                align_corners=False).to(output.dtype))
+            hook = attention.register_forward_hook(
+                lambda module, args, output: F.grid_sample(
+                    context,
+                    grid.expand(output.shape[0], -1, -1, -1),
+                    mode="bilinear",
+                    padding_mode="border",
+                    align_corners=False,
+                ).to(output.dtype)
+            )
         try:
             depth = forward(crop)
         finally:
@@ -101,12 +117,14 @@ def _frame_context(forward, inputs: dict[str, torch.Tensor], tiles, attention: t
     rows, cols = _bins(height, grid_h), _bins(width, grid_w)  # (h, H), (w, W) 0/1: which pixels each cell averages
     sums: list[torch.Tensor | None] = [None, None]  # features, mask
     for (ry, rx), (wy, wx) in tiles:
+
         def pool(module, args, ry=ry, rx=rx, wy=wy, wx=wx):
             for k, value in enumerate(args[:2]):
                 core = value[..., _inner(ry, wy), _inner(rx, wx)].float()
                 part = torch.einsum("ih,nchw,jw->ncij", rows[:, ry].to(core), core, cols[:, rx].to(core))
                 sums[k] = part if sums[k] is None else sums[k] + part
             raise _Pooled
+
         hook = attention.register_forward_pre_hook(pool)
         try:
             forward({key: value[..., wy, wx] for key, value in inputs.items()})

@@ -69,9 +69,18 @@ def step_settings(train, device: torch.device) -> StepSettings:
     """The settings `train` params (a TrainParams) give on `device`, precision and memory format resolved."""
     precision = resolve_precision(train.precision, device)
     channels_last = train.channels_last == "on" or (train.channels_last == "auto" and precision != "fp32")
-    return StepSettings(device=device, precision=precision, channels_last=channels_last, accumulate=train.accumulate,
-                        grad_clip=train.grad_clip, lr=train.lr, schedule=train.schedule,
-                        warmup_steps=train.warmup_steps, min_lr_ratio=train.min_lr_ratio, log_every=train.log_every)
+    return StepSettings(
+        device=device,
+        precision=precision,
+        channels_last=channels_last,
+        accumulate=train.accumulate,
+        grad_clip=train.grad_clip,
+        lr=train.lr,
+        schedule=train.schedule,
+        warmup_steps=train.warmup_steps,
+        min_lr_ratio=train.min_lr_ratio,
+        log_every=train.log_every,
+    )
 
 
 def use_compile(setting: str, total_steps: int) -> bool:
@@ -102,8 +111,11 @@ def autocast(s: StepSettings) -> contextlib.AbstractContextManager:
 def to_device(batch: dict, s: StepSettings) -> dict:
     """The batch's tensors on the training device (4-D ones in the chosen memory format)."""
     memory = torch.channels_last if s.channels_last else torch.contiguous_format
-    return {key: batch[key].to(s.device, non_blocking=True, memory_format=memory) for key in (*INPUTS, *TARGETS)
-            if key in batch}
+    return {
+        key: batch[key].to(s.device, non_blocking=True, memory_format=memory)
+        for key in (*INPUTS, *TARGETS)
+        if key in batch
+    }
 
 
 def steps_per_epoch(micro_batches: int, accumulate: int) -> int:
@@ -136,8 +148,14 @@ class Trainer:
         on_log: called with (global step, running mean loss) every `log_every` steps.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss: MultiTaskLoss, settings: StepSettings,
-                 on_log: Callable[[int, float], None] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss: MultiTaskLoss,
+        settings: StepSettings,
+        on_log: Callable[[int, float], None] | None = None,
+    ):
         self.model, self.optimizer, self.loss, self.s = model, optimizer, loss, settings
         self.scaler = torch.amp.GradScaler(settings.device.type, enabled=settings.precision == "fp16")
         self.on_log = on_log
@@ -201,11 +219,15 @@ class NonFiniteLoss(MtDepthError):
 
 
 @torch.no_grad()
-def evaluate_sums(model: nn.Module, batches: Iterable[dict], s: StepSettings, max_depth: float) -> dict[str, torch.Tensor]:
+def evaluate_sums(
+    model: nn.Module, batches: Iterable[dict], s: StepSettings, max_depth: float
+) -> dict[str, torch.Tensor]:
     """Summed errors (metrics.error_sums) of D_init and D_final over `batches`, in eval mode."""
     model.eval()
-    sums = {"init": torch.zeros(3, dtype=torch.float64, device=s.device),
-            "final": torch.zeros(3, dtype=torch.float64, device=s.device)}
+    sums = {
+        "init": torch.zeros(3, dtype=torch.float64, device=s.device),
+        "final": torch.zeros(3, dtype=torch.float64, device=s.device),
+    }
     for batch in batches:
         batch = to_device(batch, s)
         with autocast(s):

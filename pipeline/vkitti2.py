@@ -191,7 +191,14 @@ def _list_frames(found: _Condition, camera: str) -> tuple[dict[str, dict[int, Pa
 
 
 def _expected_path(
-    field: str, scene: str, condition: str, camera: str, index: int, rgb_base: Path, root: Path, archives: dict[str, Path]
+    field: str,
+    scene: str,
+    condition: str,
+    camera: str,
+    index: int,
+    rgb_base: Path,
+    root: Path,
+    archives: dict[str, Path],
 ) -> Path:
     """Where a frame's file of `field` should be, beside its RGB file."""
     modality = FIELD_MODALITY[field]
@@ -272,7 +279,9 @@ def index_frames(
         last = "end" if last_frame is None else str(last_frame)
         raise MtDepthError(f"{root}: none of the {frames_seen} frames selected is numbered {first_frame}..{last}")
     if cameras_seen:
-        raise MtDepthError(f"{root}: no RGB frames of {camera} in the selection (cameras found: {', '.join(sorted(cameras_seen))})")
+        raise MtDepthError(
+            f"{root}: no RGB frames of {camera} in the selection (cameras found: {', '.join(sorted(cameras_seen))})"
+        )
     raise MtDepthError(f"{root}: no Virtual KITTI 2 frames found; {EXPECTED_LAYOUT.format(root=root)}")
 
 

@@ -78,8 +78,13 @@ def label_lines(instance_ids: np.ndarray, class_index: np.ndarray) -> list[str]:
     return lines
 
 
-def write_yolo_split(frames: Sequence[FrameRef], images_dir: Path, labels_dir: Path, config: FitConfig,
-                     progress: Callable[[Sequence], Sequence] = lambda x: x) -> int:
+def write_yolo_split(
+    frames: Sequence[FrameRef],
+    images_dir: Path,
+    labels_dir: Path,
+    config: FitConfig,
+    progress: Callable[[Sequence], Sequence] = lambda x: x,
+) -> int:
     """Write resized RGB (the frames stage one will see) and segment labels; return instances written."""
     images_dir.mkdir(parents=True, exist_ok=True)
     labels_dir.mkdir(parents=True, exist_ok=True)
@@ -110,8 +115,11 @@ def write_data_yaml(path: Path, root: Path) -> None:
 
 def merged_foreground_iou(weights: Path, frames: Sequence[FrameRef], config: FitConfig) -> float:
     """Dataset IoU (summed intersections / summed unions) of merged YOLO vs GT foreground maps."""
-    segmenter = Segmenter(SegmenterConfig(weights=str(weights), imgsz=config.imgsz, conf=config.conf,
-                                          batch=config.batch, device=config.device))
+    segmenter = Segmenter(
+        SegmenterConfig(
+            weights=str(weights), imgsz=config.imgsz, conf=config.conf, batch=config.batch, device=config.device
+        )
+    )
     intersection = union = 0
     truths: deque[np.ndarray] = deque()  # GT maps of frames handed to the segmenter, in order
 
@@ -128,9 +136,15 @@ def merged_foreground_iou(weights: Path, frames: Sequence[FrameRef], config: Fit
     return intersection / union if union else 1.0
 
 
-def fit(train_frames: Sequence[FrameRef], val_frames: Sequence[FrameRef], out: Path, work_dir: Path,
-        config: FitConfig, progress: Callable[[Sequence], Sequence] = lambda x: x,
-        context: dict | None = None) -> dict:
+def fit(
+    train_frames: Sequence[FrameRef],
+    val_frames: Sequence[FrameRef],
+    out: Path,
+    work_dir: Path,
+    config: FitConfig,
+    progress: Callable[[Sequence], Sequence] = lambda x: x,
+    context: dict | None = None,
+) -> dict:
     """Fit, freeze and export; write `out.pt`, `out.onnx`, `out.json`; return the report.
 
     `work_dir` holds the YOLO dataset and ultralytics' run; outputs are written beside
@@ -144,7 +158,9 @@ def fit(train_frames: Sequence[FrameRef], val_frames: Sequence[FrameRef], out: P
     data_root = work_dir / "yolo-data"
     if data_root.exists():
         shutil.rmtree(data_root)
-    train_instances = write_yolo_split(train_frames, data_root / "images/train", data_root / "labels/train", config, progress)
+    train_instances = write_yolo_split(
+        train_frames, data_root / "images/train", data_root / "labels/train", config, progress
+    )
     val_instances = write_yolo_split(val_frames, data_root / "images/val", data_root / "labels/val", config, progress)
     data_yaml = data_root / "data.yaml"
     write_data_yaml(data_yaml, data_root)
@@ -153,13 +169,27 @@ def fit(train_frames: Sequence[FrameRef], val_frames: Sequence[FrameRef], out: P
     try:
         model = YOLO(config.model, task="segment")
     except Exception as exc:  # a bad model path or definition
-        raise MtDepthError(f"{config.model}: cannot build or load the model to fit ({type(exc).__name__}: {exc})") from None
+        raise MtDepthError(
+            f"{config.model}: cannot build or load the model to fit ({type(exc).__name__}: {exc})"
+        ) from None
     run_dir = work_dir / "run"
     model.train(
-        data=str(data_yaml), epochs=config.epochs, time=config.budget_minutes / 60.0, imgsz=config.imgsz,
-        batch=config.batch, workers=config.workers, device=device, seed=config.seed, deterministic=True,
-        project=str(run_dir.parent.resolve()), name=run_dir.name, exist_ok=True, plots=False, verbose=False,
-        amp=device.startswith("cuda"), cache="ram",
+        data=str(data_yaml),
+        epochs=config.epochs,
+        time=config.budget_minutes / 60.0,
+        imgsz=config.imgsz,
+        batch=config.batch,
+        workers=config.workers,
+        device=device,
+        seed=config.seed,
+        deterministic=True,
+        project=str(run_dir.parent.resolve()),
+        name=run_dir.name,
+        exist_ok=True,
+        plots=False,
+        verbose=False,
+        amp=device.startswith("cuda"),
+        cache="ram",
     )
     best = run_dir / "weights" / "best.pt"
     if not best.exists():
@@ -167,10 +197,20 @@ def fit(train_frames: Sequence[FrameRef], val_frames: Sequence[FrameRef], out: P
     trained_epochs = _epochs_run(run_dir / "results.csv")
     fit_seconds = time.time() - started
 
-    metrics = YOLO(str(best), task="segment").val(data=str(data_yaml), split="val", imgsz=config.imgsz,
-                                                  batch=config.batch, device=device, plots=False, verbose=False)
-    onnx_path = Path(YOLO(str(best), task="segment").export(format="onnx", dynamic=True, imgsz=config.imgsz,
-                                                            simplify=True, device="cpu"))
+    metrics = YOLO(str(best), task="segment").val(
+        data=str(data_yaml),
+        split="val",
+        imgsz=config.imgsz,
+        batch=config.batch,
+        device=device,
+        plots=False,
+        verbose=False,
+    )
+    onnx_path = Path(
+        YOLO(str(best), task="segment").export(
+            format="onnx", dynamic=True, imgsz=config.imgsz, simplify=True, device="cpu"
+        )
+    )
     iou = merged_foreground_iou(best, val_frames, config)
 
     out.parent.mkdir(parents=True, exist_ok=True)

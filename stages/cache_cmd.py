@@ -29,11 +29,14 @@ def human_bytes(count: int) -> str:
 
 def density_line(density: dict) -> str:
     """'density 4.1% of pixels, 7.9% of valid-depth pixels (pattern lidar)' and the share per drawn pattern."""
-    line = (f"density {density['of_pixels']:.2%} of pixels, {density['of_valid']:.2%} of valid-depth pixels "
-            f"(pattern {density['pattern']})")
+    line = (
+        f"density {density['of_pixels']:.2%} of pixels, {density['of_valid']:.2%} of valid-depth pixels "
+        f"(pattern {density['pattern']})"
+    )
     if len(density["by_pattern"]) > 1:
-        line += "; " + ", ".join(f"{name} {d['of_pixels']:.2%} on {d['frames']} frames"
-                                 for name, d in density["by_pattern"].items())
+        line += "; " + ", ".join(
+            f"{name} {d['of_pixels']:.2%} on {d['frames']} frames" for name, d in density["by_pattern"].items()
+        )
     return line
 
 
@@ -54,7 +57,9 @@ def info(store: str, as_json: bool) -> None:
         click.echo(json.dumps(details, indent=2))
         return
     splits = ", ".join(f"{name} {count}" for name, count in details["splits"].items())
-    click.echo(f"store {details['url']}  (schema {details['schema_version']}, written by mtdepth {details['mtdepth_version']})")
+    click.echo(
+        f"store {details['url']}  (schema {details['schema_version']}, written by mtdepth {details['mtdepth_version']})"
+    )
     click.echo(
         f"frames {details['frames']} ({splits}), {details['height']}x{details['width']}, "
         f"{details['shard_frames']} frames per shard, frames fingerprint {details['frames_fingerprint'][:SHORT_HASH]}"
@@ -89,6 +94,8 @@ def verify(store: str) -> None:
     if problems:
         for problem in problems:
             click.echo(f"  {problem}")
-        raise MtDepthError(f"store {store}: {len(problems)} problem(s) found; rerun `mtdepth segment --repair` "
-                           "with the params that made it to rewrite the damaged parts")
+        raise MtDepthError(
+            f"store {store}: {len(problems)} problem(s) found; rerun `mtdepth segment --repair` "
+            "with the params that made it to rewrite the damaged parts"
+        )
     click.echo(f"store {store}: OK ({len(reader.frames)} frames; {', '.join(reader.arrays())})")

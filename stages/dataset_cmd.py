@@ -48,7 +48,9 @@ def _summary(root: Path, camera: str, refs: list[FrameRef]) -> list[str]:
 @click.option("--conditions", default="", help="Comma-separated conditions, e.g. clone,fog (default: every one found).")
 @click.option("--camera", default=DEFAULTS.camera, show_default=True, help="Camera folder, Camera_K.")
 @click.option("--first-frame", type=click.IntRange(min=0), default=DEFAULTS.first_frame, show_default=True)
-@click.option("--last-frame", type=click.IntRange(min=0), default=DEFAULTS.last_frame, help="Inclusive (default: to the end).")
+@click.option(
+    "--last-frame", type=click.IntRange(min=0), default=DEFAULTS.last_frame, help="Inclusive (default: to the end)."
+)
 @click.option("--check", is_flag=True, help="Decode every file of every selected frame; report the first bad one.")
 def dataset(
     root: Path, scenes: str, conditions: str, camera: str, first_frame: int, last_frame: int | None, check: bool

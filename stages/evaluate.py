@@ -20,7 +20,14 @@ from pathlib import Path
 
 import click
 
-from mtdepth.cache.evaluate_run import baseline_source, checkpoint_source, open_frames, score, summary_lines, write_outputs
+from mtdepth.cache.evaluate_run import (
+    baseline_source,
+    checkpoint_source,
+    open_frames,
+    score,
+    summary_lines,
+    write_outputs,
+)
 from mtdepth.errors import MtDepthError
 from mtdepth.params import Baseline, Split, choices, load_params, override
 from mtdepth.pipeline.device import torch_device
@@ -31,8 +38,12 @@ from mtdepth.pipeline.outliers import filtered
 @click.command("evaluate")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help="Params file.")
 @click.option("--store", help="Store folder or fsspec URL. [store.path]")
-@click.option("--input", "input_dir", type=click.Path(path_type=Path),
-              help="Your own labelled frames instead of a store: image/, sparse/ or velodyne_raw/, groundtruth/.")
+@click.option(
+    "--input",
+    "input_dir",
+    type=click.Path(path_type=Path),
+    help="Your own labelled frames instead of a store: image/, sparse/ or velodyne_raw/, groundtruth/.",
+)
 @click.option("--checkpoint", help="A checkpoint written by `mtdepth train` (with --input also an .onnx export).")
 @click.option("--weights", help="With --input: segmenter weights instead of the checkpoint's.")
 @click.option("--baseline", type=click.Choice(choices(Baseline)), help="Score a classical baseline instead.")
@@ -42,17 +53,41 @@ from mtdepth.pipeline.outliers import filtered
 @click.option("--batch", type=int, help="Frames per batch. [evaluate.batch]")
 @click.option("--workers", type=int, help="DataLoader workers. [evaluate.workers]")
 @click.option("--device", help="auto, cpu, cuda:0 ... [evaluate.device]")
-@click.option("--drop-see-through/--keep-see-through", default=None,
-              help="Drop see-through samples from the sparse input first. [evaluate.drop_see_through]")
-def evaluate(params_file, store, input_dir, checkpoint, weights, baseline, out, split, frames, batch, workers, device,
-             drop_see_through):
+@click.option(
+    "--drop-see-through/--keep-see-through",
+    default=None,
+    help="Drop see-through samples from the sparse input first. [evaluate.drop_see_through]",
+)
+def evaluate(
+    params_file,
+    store,
+    input_dir,
+    checkpoint,
+    weights,
+    baseline,
+    out,
+    split,
+    frames,
+    batch,
+    workers,
+    device,
+    drop_see_through,
+):
     """Score a checkpoint (D_init and D_final) or a baseline: KITTI metrics per region and distance bin, panels."""
     if (checkpoint is None) == (baseline is None):
         raise MtDepthError("give exactly one of --checkpoint or --baseline")
     params = load_params(params_file)
     params = override(params, "store", path=store)
-    params = override(params, "evaluate", split=split, frames=frames, batch=batch, workers=workers, device=device,
-                      drop_see_through=drop_see_through)
+    params = override(
+        params,
+        "evaluate",
+        split=split,
+        frames=frames,
+        batch=batch,
+        workers=workers,
+        device=device,
+        drop_see_through=drop_see_through,
+    )
     ev = params.evaluate
     out = Path(out)
     check_target(out)
@@ -65,13 +100,17 @@ def evaluate(params_file, store, input_dir, checkpoint, weights, baseline, out, 
         for line in evaluate_folder(input_dir, checkpoint, baseline, weights, out, params, device):
             click.echo(line)
         return
-    source = (checkpoint_source(checkpoint, device, params.data.max_depth) if checkpoint
-              else baseline_source(baseline, params))
+    source = (
+        checkpoint_source(checkpoint, device, params.data.max_depth)
+        if checkpoint
+        else baseline_source(baseline, params)
+    )
     dataset, count = open_frames(params.store.path, source, ev.split, ev.frames)
     counts: dict = {}
     if ev.drop_see_through:
-        source = dataclasses.replace(source, predict=filtered(source.predict, ev.see_through_window,
-                                                              ev.see_through_margin, counts))
+        source = dataclasses.replace(
+            source, predict=filtered(source.predict, ev.see_through_window, ev.see_through_margin, counts)
+        )
     result = score(dataset, count, source, params, device)
     write_folder(out, lambda folder: write_outputs(folder, result, source, params, counts))
     for line in summary_lines(result, source, counts):

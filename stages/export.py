@@ -10,8 +10,13 @@ import click
 @click.command("export")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="Trained .pt checkpoint.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="ONNX file to write.")
-@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
-              help="Largest |torch - onnxruntime| depth (metres) accepted; the export is refused beyond it.")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-3,
+    show_default=True,
+    help="Largest |torch - onnxruntime| depth (metres) accepted; the export is refused beyond it.",
+)
 def export(checkpoint, out, tolerance):
     """Export the depth network (mask as an input) to ONNX; refuse unless onnxruntime matches torch."""
     from mtdepth.errors import MtDepthError
@@ -27,5 +32,7 @@ def export(checkpoint, out, tolerance):
     with writing(out):
         check = export_onnx(model, info, out, tolerance)
     sizes = ", ".join(f"{h}x{w}" for h, w in check["sizes"])
-    click.echo(f"export: {checkpoint} -> {out} (dynamic batch/height/width); onnxruntime vs torch at {sizes}: "
-               f"max |diff| {check['max_abs_diff_m']:.2e} m <= {tolerance:g} m")
+    click.echo(
+        f"export: {checkpoint} -> {out} (dynamic batch/height/width); onnxruntime vs torch at {sizes}: "
+        f"max |diff| {check['max_abs_diff_m']:.2e} m <= {tolerance:g} m"
+    )

@@ -59,24 +59,53 @@ def _segmenter(net, mask_source, weights, batch, device):
     segmenter = Segmenter(config)
     trained = (net.info.store_provenance or {}).get("mask/yolo", {}).get("segmenter", {}).get("weights_sha256")
     if trained and trained != segmenter.sha256:
-        log.warning("%s: not the segmenter the model was trained with (sha256 %s vs %s)", config.weights,
-                    segmenter.sha256[:12], trained[:12])
+        log.warning(
+            "%s: not the segmenter the model was trained with (sha256 %s vs %s)",
+            config.weights,
+            segmenter.sha256[:12],
+            trained[:12],
+        )
     return segmenter
 
 
 @click.command("predict")
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="Trained .pt, or an .onnx from `mtdepth export`.")
-@click.option("--input", "input_dir", type=click.Path(path_type=Path), help="Folder: image/ + sparse/ (or velodyne_raw/) [+ intrinsics/].")
+@click.option(
+    "--checkpoint",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Trained .pt, or an .onnx from `mtdepth export`.",
+)
+@click.option(
+    "--input",
+    "input_dir",
+    type=click.Path(path_type=Path),
+    help="Folder: image/ + sparse/ (or velodyne_raw/) [+ intrinsics/].",
+)
 @click.option("--image", type=click.Path(path_type=Path), help="One RGB image (with --sparse) instead of --input.")
-@click.option("--sparse", type=click.Path(path_type=Path), help="Its sparse depth: KITTI 16-bit PNG or float .npy metres.")
+@click.option(
+    "--sparse", type=click.Path(path_type=Path), help="Its sparse depth: KITTI 16-bit PNG or float .npy metres."
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@click.option("--size", type=click.Choice(["native", "trained"]), default="native", show_default=True,
-              help="Complete at each frame's own size, or at the training resolution and resize back.")
-@click.option("--mask-source", type=click.Choice(["yolo", "none"]), help="Masks from the segmenter or none (zeros). [checkpoint's]")
+@click.option(
+    "--size",
+    type=click.Choice(["native", "trained"]),
+    default="native",
+    show_default=True,
+    help="Complete at each frame's own size, or at the training resolution and resize back.",
+)
+@click.option(
+    "--mask-source",
+    type=click.Choice(["yolo", "none"]),
+    help="Masks from the segmenter or none (zeros). [checkpoint's]",
+)
 @click.option("--weights", help="Segmenter weights (.pt/.onnx) instead of the checkpoint's.")
 @click.option("--keep-sparse", is_flag=True, help="Write the measured depth back where the input had a sample.")
-@click.option("--drop-see-through", is_flag=True, help="First drop see-through LiDAR samples: deeper than the nearest "
-              "in their 7x7 window by 1.5 m (evaluate.see_through_window, evaluate.see_through_margin defaults).")
+@click.option(
+    "--drop-see-through",
+    is_flag=True,
+    help="First drop see-through LiDAR samples: deeper than the nearest "
+    "in their 7x7 window by 1.5 m (evaluate.see_through_window, evaluate.see_through_margin defaults).",
+)
 @click.option("--npy", is_flag=True, help="Also write NAME.npy (float32 metres).")
 @click.option("--ply", is_flag=True, help="Also write NAME.ply, a coloured point cloud (needs intrinsics).")
 @click.option("--fx", type=float, help="Focal length x (pixels) for --ply, instead of intrinsics/NAME.txt.")
@@ -84,13 +113,40 @@ def _segmenter(net, mask_source, weights, batch, device):
 @click.option("--cx", type=float, help="Principal point x (pixels).")
 @click.option("--cy", type=float, help="Principal point y (pixels).")
 @click.option("--preview/--no-preview", default=True, show_default=True, help="Write NAME_preview.png.")
-@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per batch (segmenter and net).")
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per batch (segmenter and net)."
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda:0 ...")
-@click.option("--tile", type=int, help="Frames larger than a tile plus its margins are completed in tiles of this "
-              "side, in pixels (a multiple of 16; bounds memory). [512]")
+@click.option(
+    "--tile",
+    type=int,
+    help="Frames larger than a tile plus its margins are completed in tiles of this "
+    "side, in pixels (a multiple of 16; bounds memory). [512]",
+)
 @click.option("--tile-margin", type=int, help="Context around each tile, in pixels (a multiple of 16). [96]")
-def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weights, keep_sparse, drop_see_through,
-            npy, ply, fx, fy, cx, cy, preview, batch, device, tile, tile_margin):
+def predict(
+    checkpoint,
+    input_dir,
+    image,
+    sparse,
+    out,
+    size,
+    mask_source,
+    weights,
+    keep_sparse,
+    drop_see_through,
+    npy,
+    ply,
+    fx,
+    fy,
+    cx,
+    cy,
+    preview,
+    batch,
+    device,
+    tile,
+    tile_margin,
+):
     """Complete sparse depth for your own frames; writes KITTI depth PNGs at each input's size."""
     from mtdepth.pipeline.inference import TILING, complete, frame_from_files, load_net
     from mtdepth.pipeline.pointcloud import back_project, write_ply
@@ -124,7 +180,7 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
     with progress_bar(total=len(pairs), desc="predict", unit="frame") as bar:
         for start in range(0, len(pairs), batch):
             frames = []
-            for pair in pairs[start:start + batch]:
+            for pair in pairs[start : start + batch]:
                 try:
                     frames.append(frame_from_files(pair.name, pair.image, pair.sparse))
                     if drop_see_through:
@@ -135,8 +191,12 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
             masks = segmenter.predict_batch if segmenter else None
             for frame, (dense, dropped) in zip(frames, complete(net, frames, size, masks, keep_sparse)):
                 if dropped:
-                    log.warning("%s: %d sparse samples beyond max_depth %g m left out of the net's input", frame.name,
-                                dropped, max_depth)
+                    log.warning(
+                        "%s: %d sparse samples beyond max_depth %g m left out of the net's input",
+                        frame.name,
+                        dropped,
+                        max_depth,
+                    )
                 try:
                     kitti_io.write_depth_png(out / f"{frame.name}.png", dense)
                     if preview:
@@ -149,7 +209,9 @@ def predict(checkpoint, input_dir, image, sparse, out, size, mask_source, weight
                     fail(frame.name, exc)
                 bar.update()
     done = len(pairs) - len(failures)
-    click.echo(f"predict: {done} of {len(pairs)} frames -> {out} ({net.backend}, size {size}, "
-               f"masks {'yolo' if segmenter else 'none'})")
+    click.echo(
+        f"predict: {done} of {len(pairs)} frames -> {out} ({net.backend}, size {size}, "
+        f"masks {'yolo' if segmenter else 'none'})"
+    )
     if failures:
         raise MtDepthError(f"{len(failures)} of {len(pairs)} frames failed: {', '.join(sorted(failures))}")

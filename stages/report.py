@@ -21,26 +21,42 @@ import click
 
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.files import check_target, write_csv, write_folder, write_json
-from mtdepth.pipeline.report import (CURVE, Training, curves_figure, markdown_table, metrics_problem, model_row,
-                                     read_training, region_rows, tile_panels)
+from mtdepth.pipeline.report import (
+    CURVE,
+    Training,
+    curves_figure,
+    markdown_table,
+    metrics_problem,
+    model_row,
+    read_training,
+    region_rows,
+    tile_panels,
+)
 
 
 @click.command("report")
 @click.argument("evals", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--runs", type=click.Path(path_type=Path),
-              help="Folder of `mtdepth train` runs named as the EVAL folders: adds epochs, minutes and curves.")
+@click.option(
+    "--runs",
+    type=click.Path(path_type=Path),
+    help="Folder of `mtdepth train` runs named as the EVAL folders: adds epochs, minutes and curves.",
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Report folder (replaced whole).")
 def report(evals: tuple[Path, ...], runs: Path | None, out: Path) -> None:
     """Tabulate `mtdepth evaluate` outputs (one row per EVAL folder) and tile their panels side by side."""
     names = [folder.name for folder in evals]
     if len(set(names)) != len(names):
-        raise MtDepthError(f"two EVAL folders share a name ({', '.join(sorted({n for n in names if names.count(n) > 1}))}):"
-                           " each row is labelled by its folder's name")
+        raise MtDepthError(
+            f"two EVAL folders share a name ({', '.join(sorted({n for n in names if names.count(n) > 1}))}):"
+            " each row is labelled by its folder's name"
+        )
     check_target(out)
     if runs is not None and not runs.is_dir():
         raise MtDepthError(f"{runs}: --runs folder not found (the `mtdepth train` runs, named as the EVAL folders)")
     metrics = {folder.name: read_metrics(folder) for folder in evals}
-    curves = {name: read_training(runs / name) for name in names if runs is not None and (runs / name / CURVE).is_file()}
+    curves = {
+        name: read_training(runs / name) for name in names if runs is not None and (runs / name / CURVE).is_file()
+    }
     rows = [model_row(name, metrics[name], curves.get(name)) for name in names]
     table = markdown_table(rows)
     write_folder(out, lambda folder: write_report(folder, evals, metrics, rows, table, curves))
@@ -65,15 +81,19 @@ def read_metrics(folder: Path) -> dict:
     return metrics
 
 
-def write_report(folder: Path, evals: tuple[Path, ...], metrics: dict, rows: list[dict], table: str,
-                 curves: dict[str, Training]) -> None:
+def write_report(
+    folder: Path, evals: tuple[Path, ...], metrics: dict, rows: list[dict], table: str, curves: dict[str, Training]
+) -> None:
     """Every report file into `folder`."""
-    scored = "\n".join(f"- **{name}**: {m['source']} ({m['split']} split, {m['frames']} frames of {m['store']})"
-                       for name, m in metrics.items())
+    scored = "\n".join(
+        f"- **{name}**: {m['source']} ({m['split']} split, {m['frames']} frames of {m['store']})"
+        for name, m in metrics.items()
+    )
     (folder / "report.md").write_text(
         "# Depth completion: pooled errors of D_final\n\nRMSE and MAE in mm, iRMSE in 1/km; obj = object pixels, "
         "bnd = instance boundaries, bg = background (the regions of `mtdepth evaluate`).\n\n"
-        f"{table}\n{scored}\n")
+        f"{table}\n{scored}\n"
+    )
     write_json(folder / "report.json", {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in rows})
     write_csv(folder / "regions.csv", region_rows(rows))
     if curves:

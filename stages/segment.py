@@ -26,10 +26,29 @@ from mtdepth.stages.options import comma_list
 @click.option("--scheduler", help="dask.distributed scheduler address for decoding (default: local threads).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Local decode threads.")
 @click.option("--overwrite", is_flag=True, help="Rebuild a store made from another frame selection or size.")
-@click.option("--repair", is_flag=True, help="Also decode every committed shard and rewrite those that fail "
-              "(missing or truncated shards are always rewritten).")
-def segment(params_file, data, store, weights, keep_prob, pattern, mask_sources, split, imgsz, batch, device, scheduler,
-            workers, overwrite, repair):
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Also decode every committed shard and rewrite those that fail "
+    "(missing or truncated shards are always rewritten).",
+)
+def segment(
+    params_file,
+    data,
+    store,
+    weights,
+    keep_prob,
+    pattern,
+    mask_sources,
+    split,
+    imgsz,
+    batch,
+    device,
+    scheduler,
+    workers,
+    overwrite,
+    repair,
+):
     """Run the frozen YOLO11-seg over every frame and cache everything stage two reads."""
     from mtdepth.cache.stage_one import build
     from mtdepth.pipeline.vkitti2 import index_frames
@@ -40,13 +59,29 @@ def segment(params_file, data, store, weights, keep_prob, pattern, mask_sources,
     params = override(params, "sparse", keep_prob=keep_prob, pattern=pattern)
     params = override(params, "segmenter", weights=weights, imgsz=imgsz, batch=batch, device=device)
     d = params.data
-    refs = index_frames(d.root, scenes=d.scenes, conditions=d.conditions, camera=d.camera,
-                        first_frame=d.first_frame, last_frame=d.last_frame)
+    refs = index_frames(
+        d.root,
+        scenes=d.scenes,
+        conditions=d.conditions,
+        camera=d.camera,
+        first_frame=d.first_frame,
+        last_frame=d.last_frame,
+    )
     started = time.time()
-    summary = build(refs, params, params.store.path, scheduler=scheduler, decode_workers=workers,
-                    overwrite=overwrite, repair=repair, progress=lambda total: progress_bar(total=total, desc="segment", unit="frame"))
+    summary = build(
+        refs,
+        params,
+        params.store.path,
+        scheduler=scheduler,
+        decode_workers=workers,
+        overwrite=overwrite,
+        repair=repair,
+        progress=lambda total: progress_bar(total=total, desc="segment", unit="frame"),
+    )
     seconds = time.time() - started
     written = ", ".join(summary["written"]) or "nothing (store up to date)"
-    click.echo(f"segment: {summary['frames']} frames -> {params.store.path}: wrote {written}; "
-               f"unchanged: {', '.join(summary['unchanged']) or '-'}; "
-               f"YOLO on {summary['segmenter_frames']} frames; {seconds:.1f} s")
+    click.echo(
+        f"segment: {summary['frames']} frames -> {params.store.path}: wrote {written}; "
+        f"unchanged: {', '.join(summary['unchanged']) or '-'}; "
+        f"YOLO on {summary['segmenter_frames']} frames; {seconds:.1f} s"
+    )

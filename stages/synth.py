@@ -31,8 +31,9 @@ def synth(params_file, out, seed, scenes, conditions, frames, overwrite):
     from mtdepth.pipeline.synth import MANIFEST, write_dataset
 
     params = load_params(params_file)
-    params = override(params, "synth", out=out, seed=seed, scenes=comma_list(scenes), conditions=comma_list(conditions),
-                      frames=frames)
+    params = override(
+        params, "synth", out=out, seed=seed, scenes=comma_list(scenes), conditions=comma_list(conditions), frames=frames
+    )
     p = params.synth
     target = Path(p.out)
     check_target(target)
@@ -61,5 +62,7 @@ def synth(params_file, out, seed, scenes, conditions, frames, overwrite):
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     seconds = time.perf_counter() - started
-    click.echo(f"synth: wrote {total} frames ({len(p.scenes)} scenes x {len(p.conditions)} conditions x {p.frames}) "
-               f"to {target} in {seconds:.1f} s ({total / seconds:.1f} frames/s)")
+    click.echo(
+        f"synth: wrote {total} frames ({len(p.scenes)} scenes x {len(p.conditions)} conditions x {p.frames}) "
+        f"to {target} in {seconds:.1f} s ({total / seconds:.1f} frames/s)"
+    )

@@ -17,36 +17,79 @@ from pathlib import Path
 import click
 
 from mtdepth.log import progress_bar
-from mtdepth.params import (DepthError, MaskSource, Model, Output, Precision, Prefill, Query, Switch, choices,
-                            load_params, override)
+from mtdepth.params import (
+    DepthError,
+    MaskSource,
+    Model,
+    Output,
+    Precision,
+    Prefill,
+    Query,
+    Switch,
+    choices,
+    load_params,
+    override,
+)
 
 
 @click.command("train")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help="Params file.")
 @click.option("--store", help="Stage-one store folder or fsspec URL. [store.path]")
 @click.option("--model", type=click.Choice(choices(Model)), help="Network. [train.model]")
-@click.option("--mask-source", type=click.Choice(choices(MaskSource)), help="Store mask fed to MT-Depth. [train.mask_source]")
+@click.option(
+    "--mask-source", type=click.Choice(choices(MaskSource)), help="Store mask fed to MT-Depth. [train.mask_source]"
+)
 @click.option("--query", type=click.Choice(choices(Query)), help="Cross-attention query input. [model.query]")
-@click.option("--prefill", type=click.Choice(choices(Prefill)), help="Classical fill the net completes. [model.prefill]")
-@click.option("--output", type=click.Choice(choices(Output)), help="Absolute depth, or a correction of the fill (residual: "
-              "log space; additive: metres). [model.output]")
-@click.option("--keep-sparse/--no-keep-sparse", default=None, help="Write the samples back over the output. "
-              "[model.keep_sparse]")
+@click.option(
+    "--prefill", type=click.Choice(choices(Prefill)), help="Classical fill the net completes. [model.prefill]"
+)
+@click.option(
+    "--output",
+    type=click.Choice(choices(Output)),
+    help="Absolute depth, or a correction of the fill (residual: log space; additive: metres). [model.output]",
+)
+@click.option(
+    "--keep-sparse/--no-keep-sparse", default=None, help="Write the samples back over the output. [model.keep_sparse]"
+)
 @click.option("--depth-error", type=click.Choice(choices(DepthError)), help="Per-pixel depth error. [loss.depth_error]")
 @click.option("--epochs", type=int, help="Epochs in all (a resumed run counts the ones done). [train.epochs]")
 @click.option("--lr", type=float, help="Peak learning rate. [train.lr]")
 @click.option("--batch", type=int, help="Frames per step and process. [train.batch]")
 @click.option("--workers", type=int, help="DataLoader processes. [train.workers]")
 @click.option("--precision", type=click.Choice(choices(Precision)), help="Autocast precision. [train.precision]")
-@click.option("--compile", "compile_", type=click.Choice(choices(Switch)), help="torch.compile the step. [train.compile]")
+@click.option(
+    "--compile", "compile_", type=click.Choice(choices(Switch)), help="torch.compile the step. [train.compile]"
+)
 @click.option("--device", help="auto, cpu, cuda:0 ... [train.device]")
 @click.option("--out", help="Run folder: checkpoints and dvclive logs. [train.out]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--resume-if-compatible", is_flag=True,
-              help="Continue an unfinished run in --out of these exact params and store, keep a finished one, "
-                   "else start afresh over it (dvc.yaml's persisted run folders).")
-def train(params_file, store, model, mask_source, query, prefill, output, keep_sparse, depth_error, epochs, lr, batch,
-          workers, precision, compile_, device, out, resume, resume_if_compatible):
+@click.option(
+    "--resume-if-compatible",
+    is_flag=True,
+    help="Continue an unfinished run in --out of these exact params and store, keep a finished one, "
+    "else start afresh over it (dvc.yaml's persisted run folders).",
+)
+def train(
+    params_file,
+    store,
+    model,
+    mask_source,
+    query,
+    prefill,
+    output,
+    keep_sparse,
+    depth_error,
+    epochs,
+    lr,
+    batch,
+    workers,
+    precision,
+    compile_,
+    device,
+    out,
+    resume,
+    resume_if_compatible,
+):
     """Train MT-Depth (or the U-Net baseline) from the cached arrays alone."""
     from mtdepth.cache.train_run import run
 
@@ -54,13 +97,27 @@ def train(params_file, store, model, mask_source, query, prefill, output, keep_s
     params = override(params, "store", path=store)
     params = override(params, "model", query=query, prefill=prefill, output=output, keep_sparse=keep_sparse)
     params = override(params, "loss", depth_error=depth_error)
-    params = override(params, "train", model=model, mask_source=mask_source, epochs=epochs, lr=lr, batch=batch,
-                      workers=workers, precision=precision, compile=compile_, device=device, out=out)
+    params = override(
+        params,
+        "train",
+        model=model,
+        mask_source=mask_source,
+        epochs=epochs,
+        lr=lr,
+        batch=batch,
+        workers=workers,
+        precision=precision,
+        compile=compile_,
+        device=device,
+        out=out,
+    )
     if resume and resume_if_compatible:
         raise click.UsageError("--resume and --resume-if-compatible exclude each other")
     mode = "always" if resume else "compatible" if resume_if_compatible else "never"
     started = time.time()
     summary = run(params, params.store.path, Path(params.train.out), mode, progress=progress_bar, echo=click.echo)
     if summary["metrics"]:
-        click.echo(f"train: best val RMSE {summary['best_val_rmse_mm']:.0f} mm at epoch {summary['best_epoch']}; "
-                   f"checkpoints in {summary['out']}; {time.time() - started:.0f} s")
+        click.echo(
+            f"train: best val RMSE {summary['best_val_rmse_mm']:.0f} mm at epoch {summary['best_epoch']}; "
+            f"checkpoints in {summary['out']}; {time.time() - started:.0f} s"
+        )

@@ -16,8 +16,13 @@ from mtdepth.pipeline import kitti_io
 from mtdepth.pipeline.checkpoint import CheckpointInfo, checkpoint_state, save_checkpoint
 from mtdepth.pipeline.models import MTDepth, UNetBaseline
 
-TINY_SYNTH = {"scenes": ["Scene01", "Scene02"], "conditions": ["clone", "fog"], "frames": 3, "image_width": 310,
-              "image_height": 94}  # 2 scenes x 2 conditions x 3 frames
+TINY_SYNTH = {
+    "scenes": ["Scene01", "Scene02"],
+    "conditions": ["clone", "fog"],
+    "frames": 3,
+    "image_width": 310,
+    "image_height": 94,
+}  # 2 scenes x 2 conditions x 3 frames
 TINY_NET = {"channels": (4, 8), "attention_size": (4, 8), "fusion_channels": 8, "head_channels": 4}
 TRAINED_SIZE = (32, 64)
 ODD_SIZES = [(375, 1242), (203, 377), (480, 640)]
@@ -64,9 +69,16 @@ def make_checkpoint(path, model="mtdepth", mask_source="none", segmenter=None, p
     """A checkpoint of an untrained tiny net, trained size 32x64."""
     torch.manual_seed(0)
     net = MTDepth(**TINY_NET) if model == "mtdepth" else UNetBaseline(channels=(4, 8))
-    info = CheckpointInfo(model_config=net.config, mask_source=mask_source, height=TRAINED_SIZE[0],
-                          width=TRAINED_SIZE[1], max_depth=80.0, store_url="memory://test", store_provenance=provenance or {},
-                          segmenter=segmenter)
+    info = CheckpointInfo(
+        model_config=net.config,
+        mask_source=mask_source,
+        height=TRAINED_SIZE[0],
+        width=TRAINED_SIZE[1],
+        max_depth=80.0,
+        store_url="memory://test",
+        store_provenance=provenance or {},
+        segmenter=segmenter,
+    )
     save_checkpoint(path, checkpoint_state(net, info))
     return path
 

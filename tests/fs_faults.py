@@ -37,18 +37,28 @@ exit $code
 def unshare_works() -> bool:
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c",
-                            "d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs $d && umount $d && rmdir $d"],
-                           capture_output=True)
+    probe = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--map-root-user",
+            "sh",
+            "-c",
+            "d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs $d && umount $d && rmdir $d",
+        ],
+        capture_output=True,
+    )
     return probe.returncode == 0
 
 
-needs_unshare = pytest.mark.skipif(not unshare_works(),
-                                   reason="needs `unshare --mount --map-root-user` (user namespaces) for a tmpfs")
+needs_unshare = pytest.mark.skipif(
+    not unshare_works(), reason="needs `unshare --mount --map-root-user` (user namespaces) for a tmpfs"
+)
 
 
-def run_on_faulty_disk(command: list[str], disk: Path, prior: Path, after: Path, fault: str, free: int = 0,
-                       env: dict | None = None) -> subprocess.CompletedProcess:
+def run_on_faulty_disk(
+    command: list[str], disk: Path, prior: Path, after: Path, fault: str, free: int = 0, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run `command` with `disk` a tmpfs holding a copy of `prior`, made read-only ("read-only") or left
     with `free` bytes ("full"); `after` receives the tmpfs's contents when it ends."""
     disk.mkdir(parents=True, exist_ok=True)
@@ -56,16 +66,29 @@ def run_on_faulty_disk(command: list[str], disk: Path, prior: Path, after: Path,
     if fault == "read-only":
         step = f"mount -o remount,ro {disk}"
     elif fault == "full":
-        fill = (f"import shutil; n = shutil.disk_usage({str(disk)!r}).free - {free}; "
-                f"open({str(disk / FILLER)!r}, 'wb').write(bytes(max(n, 0)))")
+        fill = (
+            f"import shutil; n = shutil.disk_usage({str(disk)!r}).free - {free}; "
+            f"open({str(disk / FILLER)!r}, 'wb').write(bytes(max(n, 0)))"
+        )
         step = f"{shlex.quote(sys.executable)} -c {shlex.quote(fill)}"
     else:
         raise ValueError(fault)
-    script = SCRIPT.format(size=SIZE, disk=shlex.quote(str(disk)), prior=shlex.quote(str(prior)),
-                           after=shlex.quote(str(after)), filler=FILLER, fault=step)
+    script = SCRIPT.format(
+        size=SIZE,
+        disk=shlex.quote(str(disk)),
+        prior=shlex.quote(str(prior)),
+        after=shlex.quote(str(after)),
+        filler=FILLER,
+        fault=step,
+    )
     environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", script, "sh", *command],
-                          capture_output=True, text=True, timeout=300, env=environment)
+    return subprocess.run(
+        ["unshare", "--mount", "--map-root-user", "sh", "-c", script, "sh", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -12,12 +12,15 @@ from mtdepth.pipeline.baselines import IPBasicConfig, baseline, ip_basic, ip_bas
 def test_nearest_fill_on_a_toy_map_by_hand():
     sparse = torch.zeros(1, 1, 4, 6)
     sparse[0, 0, 0, 0], sparse[0, 0, 1, 4], sparse[0, 0, 3, 5] = 1.0, 3.0, 2.0
-    expected = torch.tensor([
-        [1, 1, 1, 3, 3, 3],
-        [1, 1, 3, 3, 3, 3],
-        [1, 1, 3, 3, 3, 2],  # (2, 5): squared distance 1 to the 2, 2 to the 3
-        [1, 1, 3, 2, 2, 2],  # (3, 1): 10 to the 1, 13 to the 3; (3, 2): 8 to the 3, 9 to the 2
-    ], dtype=torch.float32)
+    expected = torch.tensor(
+        [
+            [1, 1, 1, 3, 3, 3],
+            [1, 1, 3, 3, 3, 3],
+            [1, 1, 3, 3, 3, 2],  # (2, 5): squared distance 1 to the 2, 2 to the 3
+            [1, 1, 3, 2, 2, 2],  # (3, 1): 10 to the 1, 13 to the 3; (3, 2): 8 to the 3, 9 to the 2
+        ],
+        dtype=torch.float32,
+    )
     assert torch.equal(nearest_fill(sparse), expected.view(1, 1, 4, 6))
 
 
@@ -55,7 +58,7 @@ def street(h: int = 64, w: int = 128, seed: int = 0) -> tuple[np.ndarray, np.nda
     """A ground plane getting farther towards the horizon, a near box, no depth above the horizon; 5% samples."""
     rows = np.arange(h, dtype=np.float32)[:, None]
     depth = np.where(rows > h // 4, 3.0 + 70.0 * (h - rows) / h, 0.0) * np.ones((1, w), np.float32)
-    depth[h // 3:h // 2 + 8, w // 2:w // 2 + 24] = 8.0  # a near object
+    depth[h // 3 : h // 2 + 8, w // 2 : w // 2 + 24] = 8.0  # a near object
     rng = np.random.default_rng(seed)
     sparse = np.where(rng.random(depth.shape) < 0.05, depth, 0.0).astype(np.float32)
     return depth.astype(np.float32), sparse

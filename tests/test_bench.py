@@ -21,7 +21,8 @@ def test_run_all_lists_every_bench_script():
 
 @pytest.mark.parametrize("script", BENCHES)
 def test_bench_runs_at_tiny_sizes(script):
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--tiny"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--tiny"], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "|---" in result.stdout  # printed its markdown table

@@ -111,7 +111,9 @@ def test_batched_read_handles_unsorted_and_repeated_positions(store):
     items = dataset.__getitems__([9, 2, 9, 0])
     assert [item["index"] for item in items] == [9, 2, 9, 0]
     for item in items:
-        assert np.array_equal(item["depth"][0].numpy(), data["depth"][item["index"]].astype(np.float32) * np.float32(SCALE))
+        assert np.array_equal(
+            item["depth"][0].numpy(), data["depth"][item["index"]].astype(np.float32) * np.float32(SCALE)
+        )
 
 
 def test_dataset_keeps_no_store_handles_and_pickles(store):

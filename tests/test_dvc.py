@@ -35,8 +35,7 @@ def run(workdir: Path, *args: str) -> str:
 
 def tiny_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["synth"].update(scenes=["Scene01"], conditions=["clone", "fog"], frames=4, image_width=310,
-                           image_height=94)
+    params["synth"].update(scenes=["Scene01"], conditions=["clone", "fog"], frames=4, image_width=310, image_height=94)
     params["data"].update(height=64, width=128)
     params["segmenter"].update(weights="weights/seg.pt", imgsz=64, device="cpu")
     params["train"].update(epochs=1, workers=0, compile="off")
@@ -74,8 +73,17 @@ def project(tmp_path_factory):
 
 def test_first_repro_runs_every_stage_but_the_segmenter_refit(project):
     root, first = project
-    stages = ["synth", "segment", *(f"train@{v}" for v in VARIANTS), *(f"evaluate@{v}" for v in VARIANTS),
-              "baseline@nearest", "baseline@ipbasic", "report", "ablation", "export"]
+    stages = [
+        "synth",
+        "segment",
+        *(f"train@{v}" for v in VARIANTS),
+        *(f"evaluate@{v}" for v in VARIANTS),
+        "baseline@nearest",
+        "baseline@ipbasic",
+        "report",
+        "ablation",
+        "export",
+    ]
     for stage in stages:
         assert f"Running stage '{stage}'" in first
     assert "fit_segmenter" not in first and "fit-segmenter" not in first
@@ -101,8 +109,12 @@ def test_metrics_and_plots_show_the_run(project):
     shown = run(root, "dvc", "metrics", "show", "--json")
     assert '"mtdepth-yolo"' in shown and "rmse_mm" in shown
     plots = run(root, "dvc", "plots", "show", "--json")
-    for title in ("Validation RMSE of D_final (mm) per epoch", "Training loss per epoch",
-                  "RMSE (mm) per model and region", "Per-frame RMSE of D_final (mm) on the validation split"):
+    for title in (
+        "Validation RMSE of D_final (mm) per epoch",
+        "Training loss per epoch",
+        "RMSE (mm) per model and region",
+        "Per-frame RMSE of D_final (mm) on the validation split",
+    ):
         assert title in plots
 
 
@@ -153,8 +165,11 @@ def test_a_new_segmenter_setting_retrains_only_the_variants_that_read_yolo_masks
     segmented = run(root, "dvc", "repro", "segment")  # keep_prob back at 0.05 too, as dvc.lock has it
     assert "YOLO on 8 frames" in segmented
     status = run(root, "dvc", "status", "--json", *(f"train@{v}" for v in VARIANTS))
-    changed_deps = {stage.removeprefix("train@") for stage, changes in json.loads(status).items()
-                    if any("changed deps" in change for change in changes if isinstance(change, dict))}
+    changed_deps = {
+        stage.removeprefix("train@")
+        for stage, changes in json.loads(status).items()
+        if any("changed deps" in change for change in changes if isinstance(change, dict))
+    }
     assert changed_deps == {"mtdepth-yolo", "mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat"}, status
     run(root, "git", "checkout", "params.yaml", "dvc.lock")
 

@@ -24,8 +24,11 @@ def module_file(module: str) -> Path | None:
     """The source file of an mtdepth module (None: not a module of this repository)."""
     for package in sorted(FOLDERS, key=len, reverse=True):
         if module == package or module.startswith(package + "."):
-            base = ROOT / FOLDERS[package] / Path(*module[len(package) + 1:].split(".")) if module != package \
+            base = (
+                ROOT / FOLDERS[package] / Path(*module[len(package) + 1 :].split("."))
+                if module != package
                 else ROOT / FOLDERS[package]
+            )
             for path in (base.with_suffix(".py"), base / "__init__.py"):
                 if path.is_file():
                     return path

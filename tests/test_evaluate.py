@@ -45,7 +45,7 @@ def make_store(url, arrays=tuple(PROVENANCE), split=SPLIT) -> None:
     objects = np.zeros((N, H, W), np.uint8)
     for i in range(N):
         top, left = 8 + i % 4, 10 + 4 * i
-        objects[i, top:top + 12, left:left + 16] = 1
+        objects[i, top : top + 12, left : left + 16] = 1
         depth[i][objects[i] == 1] = 900 + 100 * i
     data = {
         "rgb": rng.integers(0, 256, (N, H, W, 3), dtype=np.uint8),
@@ -64,10 +64,19 @@ def make_store(url, arrays=tuple(PROVENANCE), split=SPLIT) -> None:
 
 
 def make_checkpoint(path, model=None, **changes) -> None:
-    model = model or MTDepth(channels=(4, 8), attention_dim=8, attention_size=(4, 8), fusion_channels=8,
-                             head_channels=8, se_reduction=2)
-    info = dict(model_config=model.config, mask_source="yolo", height=H, width=W, max_depth=80.0, store_url="tiny",
-                store_provenance={k: v for k, v in PROVENANCE.items() if k != "mask/gt"}, segmenter=None)
+    model = model or MTDepth(
+        channels=(4, 8), attention_dim=8, attention_size=(4, 8), fusion_channels=8, head_channels=8, se_reduction=2
+    )
+    info = dict(
+        model_config=model.config,
+        mask_source="yolo",
+        height=H,
+        width=W,
+        max_depth=80.0,
+        store_url="tiny",
+        store_provenance={k: v for k, v in PROVENANCE.items() if k != "mask/gt"},
+        segmenter=None,
+    )
     save_checkpoint(path, checkpoint_state(model, CheckpointInfo(**{**info, **changes})))
 
 
@@ -81,8 +90,9 @@ def workspace(tmp_path_factory):
 
 
 def run(workspace, *args):
-    return CliRunner().invoke(cli, ["evaluate", "--params", str(workspace / "params.yaml"),
-                                    "--store", str(workspace / "store.zarr"), *args])
+    return CliRunner().invoke(
+        cli, ["evaluate", "--params", str(workspace / "params.yaml"), "--store", str(workspace / "store.zarr"), *args]
+    )
 
 
 def val_batch(workspace, mask_source="none"):
@@ -101,8 +111,17 @@ def test_checkpoint_end_to_end(workspace, tmp_path):
     for average, count in (("pooled", "pixels"), ("frame_mean", "frames")):
         assert set(metrics[average]) == {"init", "final"}
         assert list(metrics[average]["final"]) == GROUPS
-        assert set(metrics[average]["final"]["all"]) == {"rmse_mm", "mae_mm", "irmse_per_km", "imae_per_km", "rel",
-                                                        "delta1", "delta2", "delta3", count}
+        assert set(metrics[average]["final"]["all"]) == {
+            "rmse_mm",
+            "mae_mm",
+            "irmse_per_km",
+            "imae_per_km",
+            "rel",
+            "delta1",
+            "delta2",
+            "delta3",
+            count,
+        }
     # the same numbers as the model scored by hand with the training loop's sums
     from mtdepth.pipeline.checkpoint import model_from_checkpoint
 
@@ -186,8 +205,9 @@ def bad_checkpoints(root):
     (root / "text.pt").write_text("not a checkpoint")
     make_checkpoint(root / "size.pt", height=64, width=128)
     make_checkpoint(root / "depth.pt", max_depth=60.0)
-    make_checkpoint(root / "provenance.pt",
-                    store_provenance={**PROVENANCE, "sparse": {**PROVENANCE["sparse"], "keep_prob": 0.07}})
+    make_checkpoint(
+        root / "provenance.pt", store_provenance={**PROVENANCE, "sparse": {**PROVENANCE["sparse"], "keep_prob": 0.07}}
+    )
     make_checkpoint(root / "unet.pt", model=UNetBaseline(channels=(4, 8)))
     state = torch.load(root / "unet.pt", weights_only=True)
     state["model_config"]["channels"] = [4, 16]  # weights of another architecture
@@ -208,8 +228,10 @@ def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(workspace, tmp_pa
     make_store(tmp_path / "no-gt.zarr", arrays=("rgb", "depth", "sparse"))
     (tmp_path / "a-file").write_text("")
     cases = [(["--checkpoint", str(path)], fragment) for path, fragment in bad.values()] + [
-        (["--checkpoint", str(workspace / "mtdepth.pt"), "--store", str(tmp_path / "gt-only.zarr")],
-         "has no array 'mask/yolo'"),
+        (
+            ["--checkpoint", str(workspace / "mtdepth.pt"), "--store", str(tmp_path / "gt-only.zarr")],
+            "has no array 'mask/yolo'",
+        ),
         (["--baseline", "nearest", "--store", str(tmp_path / "gt-only.zarr")], "split 'val' has no frames"),
         (["--baseline", "nearest", "--store", str(tmp_path / "no-gt.zarr")], "has no mask/gt"),
         (["--baseline", "nearest", "--store", str(tmp_path / "absent.zarr")], "absent.zarr"),
@@ -225,11 +247,25 @@ def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(workspace, tmp_pa
         assert not out.exists()
     result = run(workspace, "--baseline", "nearest", "--out", str(tmp_path / "a-file"))
     assert result.exit_code == 2 and "output path exists and is a file" in result.output
-    result = run(workspace, "--baseline", "ipbasic", "--out", str(tmp_path / "out"), "--params",
-                 str(_params(tmp_path, ipbasic_max_depth=60.0)))
+    result = run(
+        workspace,
+        "--baseline",
+        "ipbasic",
+        "--out",
+        str(tmp_path / "out"),
+        "--params",
+        str(_params(tmp_path, ipbasic_max_depth=60.0)),
+    )
     assert result.exit_code == 2 and "evaluate.ipbasic_max_depth (60) must exceed data.max_depth" in result.output
-    result = run(workspace, "--baseline", "nearest", "--out", str(tmp_path / "out"), "--params",
-                 str(_params(tmp_path, distance_bins=[0.0, 40.0, 20.0])))
+    result = run(
+        workspace,
+        "--baseline",
+        "nearest",
+        "--out",
+        str(tmp_path / "out"),
+        "--params",
+        str(_params(tmp_path, distance_bins=[0.0, 40.0, 20.0])),
+    )
     assert result.exit_code == 2 and "evaluate.distance_bins must be two or more increasing edges" in result.output
     assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name or ".old-" in p.name] == []
 

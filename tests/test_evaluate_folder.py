@@ -41,11 +41,16 @@ def labelled_folder(root, sparse_folder="velodyne_raw", truth_folder="groundtrut
 def test_a_baseline_scored_on_labelled_frames(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no params.yaml here: defaults
     truths, samples = labelled_folder(tmp_path / "kitti")
-    result = CliRunner().invoke(cli, ["evaluate", "--input", str(tmp_path / "kitti"), "--baseline", "nearest",
-                                      "--out", str(tmp_path / "eval")])
+    result = CliRunner().invoke(
+        cli, ["evaluate", "--input", str(tmp_path / "kitti"), "--baseline", "nearest", "--out", str(tmp_path / "eval")]
+    )
     assert result.exit_code == 0, result.output
-    sums = sum(error_sums(nearest_fill(torch.from_numpy(samples[n])[None, None]),
-                          torch.from_numpy(truths[n])[None, None], 80.0) for n in sorted(truths))
+    sums = sum(
+        error_sums(
+            nearest_fill(torch.from_numpy(samples[n])[None, None]), torch.from_numpy(truths[n])[None, None], 80.0
+        )
+        for n in sorted(truths)
+    )
     expected = rmse_mae_mm(sums)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["frames"] == 3 and metrics["pooled"]["final"]["all"]["rmse_mm"] == pytest.approx(expected["rmse_mm"])
@@ -64,30 +69,52 @@ def test_a_checkpoint_and_its_onnx_score_alike(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     labelled_folder(tmp_path / "kitti", sparse_folder="sparse", truth_folder="groundtruth_depth")  # KITTI's name
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
-    assert CliRunner().invoke(cli, ["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "tiny.onnx")]
-                              ).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(cli, ["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "tiny.onnx")])
+        .exit_code
+        == 0
+    )
     scores = {}
     for path in (checkpoint, tmp_path / "tiny.onnx"):
         out = tmp_path / f"eval-{path.suffix[1:]}"
-        result = CliRunner().invoke(cli, ["evaluate", "--input", str(tmp_path / "kitti"), "--checkpoint", str(path),
-                                          "--out", str(out), "--device", "cpu"])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "evaluate",
+                "--input",
+                str(tmp_path / "kitti"),
+                "--checkpoint",
+                str(path),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ],
+        )
         assert result.exit_code == 0, result.output
         scores[path.suffix] = json.loads((out / "metrics.json").read_text())["pooled"]["final"]["all"]["rmse_mm"]
     assert scores[".pt"] == pytest.approx(scores[".onnx"], rel=1e-3)
 
 
-@pytest.mark.parametrize("damage, fragment", [
-    (lambda root: (root / "groundtruth").rename(root / "gt"), "no groundtruth/ folder"),
-    (lambda root: next((root / "groundtruth").iterdir()).unlink(), "no ground truth groundtruth/"),
-    (lambda root: kitti_io.write_depth_png(next((root / "groundtruth").iterdir()), np.ones((5, 5))),
-     "size 5x5 differs from the image's"),
-])
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        (lambda root: (root / "groundtruth").rename(root / "gt"), "no groundtruth/ folder"),
+        (lambda root: next((root / "groundtruth").iterdir()).unlink(), "no ground truth groundtruth/"),
+        (
+            lambda root: kitti_io.write_depth_png(next((root / "groundtruth").iterdir()), np.ones((5, 5))),
+            "size 5x5 differs from the image's",
+        ),
+    ],
+)
 def test_bad_folders_are_one_line_exit_2(tmp_path, monkeypatch, damage, fragment):
     monkeypatch.chdir(tmp_path)
     labelled_folder(tmp_path / "kitti")
     damage(tmp_path / "kitti")
-    result = CliRunner().invoke(cli, ["evaluate", "--input", str(tmp_path / "kitti"), "--baseline", "ipbasic",
-                                      "--out", str(tmp_path / "eval")])
+    result = CliRunner().invoke(
+        cli, ["evaluate", "--input", str(tmp_path / "kitti"), "--baseline", "ipbasic", "--out", str(tmp_path / "eval")]
+    )
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0] and not (tmp_path / "eval").exists()

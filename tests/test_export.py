@@ -48,8 +48,9 @@ def test_onnx_and_pt_predictions_agree(exported, tmp_path):
         outputs = {}
         for model in (checkpoint, path):
             out = tmp_path / f"{model.suffix[1:]}-{size}"
-            result = run("predict", "--checkpoint", model, "--input", tmp_path / "in", "--out", out, "--npy",
-                         "--no-preview")
+            result = run(
+                "predict", "--checkpoint", model, "--input", tmp_path / "in", "--out", out, "--npy", "--no-preview"
+            )
             assert result.exit_code == 0, result.output
             outputs[model.suffix] = [np.load(out / f"f{i}.npy") for i in range(len(ODD_SIZES))]
         assert "onnxruntime" in result.stdout
@@ -88,9 +89,12 @@ def test_export_refusals(exported, tmp_path):
 
 def _save_identity(path, shape, metadata=None):
     """An ONNX graph rgb -> depth (Identity) with the given input shape and metadata."""
-    graph = helper.make_graph([helper.make_node("Identity", ["rgb"], ["depth"])], "g",
-                              [helper.make_tensor_value_info("rgb", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("depth", TensorProto.FLOAT, shape)])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["rgb"], ["depth"])],
+        "g",
+        [helper.make_tensor_value_info("rgb", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, shape)],
+    )
     model = helper.make_model(graph)
     for key, value in (metadata or {}).items():
         model.metadata_props.add(key=key, value=value)
@@ -101,12 +105,16 @@ def test_onnx_not_ours_or_of_another_input_shape(exported, tmp_path):
     _, path, _ = exported
     write_frame(tmp_path / "in", "a", 30, 40)
     _save_identity(tmp_path / "foreign.onnx", ["n", 3, "h", "w"])
-    result = run("predict", "--checkpoint", tmp_path / "foreign.onnx", "--input", tmp_path / "in", "--out", tmp_path / "o")
+    result = run(
+        "predict", "--checkpoint", tmp_path / "foreign.onnx", "--input", tmp_path / "in", "--out", tmp_path / "o"
+    )
     assert result.exit_code == 2 and "foreign.onnx: not an mtdepth depth-network export" in errors(result)[0]
 
     ours = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     _save_identity(tmp_path / "fixed.onnx", [1, 3, 32, 64], ours)
-    result = run("predict", "--checkpoint", tmp_path / "fixed.onnx", "--input", tmp_path / "in", "--out", tmp_path / "o")
+    result = run(
+        "predict", "--checkpoint", tmp_path / "fixed.onnx", "--input", tmp_path / "in", "--out", tmp_path / "o"
+    )
     assert result.exit_code == 2
     assert "fixed.onnx: inputs are rgb (1, 3, 32, 64); an mtdepth export has rgb (?, 3, ?, ?)" in errors(result)[0]
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all")
@@ -118,7 +126,15 @@ def test_onnx_not_ours_or_of_another_input_shape(exported, tmp_path):
 @pytest.mark.parametrize("query", ["mask_pos", "mask_feat"])
 def test_every_attention_query_exports(tmp_path, query):
     model = MTDepth(channels=(4, 8), attention_size=(4, 8), fusion_channels=8, head_channels=4, query=query)
-    info = CheckpointInfo(model_config=model.config, mask_source="yolo", height=32, width=64, max_depth=80.0,
-                          store_url="", store_provenance={}, segmenter=None)
+    info = CheckpointInfo(
+        model_config=model.config,
+        mask_source="yolo",
+        height=32,
+        width=64,
+        max_depth=80.0,
+        store_url="",
+        store_provenance={},
+        segmenter=None,
+    )
     check = onnx_export.export_onnx(model, info, tmp_path / "m.onnx")
     assert check["max_abs_diff_m"] <= 1e-3 and (tmp_path / "m.onnx").is_file()

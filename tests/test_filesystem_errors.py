@@ -19,10 +19,25 @@ from factories import build_tiny_store
 
 pytestmark = pytest.mark.slow  # minutes: real training subprocesses
 
-TRAIN = {"model": "mtdepth", "mask_source": "gt", "epochs": 2, "workers": 0, "precision": "fp32", "warmup_steps": 2,
-         "device": "cpu", "batch": 4, "compile": "off"}
-MODEL = {"unet_channels": [4, 8, 16], "attention_dim": 8, "attention_size": [4, 8], "fusion_channels": 16,
-         "head_channels": 8, "se_reduction": 4}
+TRAIN = {
+    "model": "mtdepth",
+    "mask_source": "gt",
+    "epochs": 2,
+    "workers": 0,
+    "precision": "fp32",
+    "warmup_steps": 2,
+    "device": "cpu",
+    "batch": 4,
+    "compile": "off",
+}
+MODEL = {
+    "unet_channels": [4, 8, 16],
+    "attention_dim": 8,
+    "attention_size": [4, 8],
+    "fusion_channels": 16,
+    "head_channels": 8,
+    "se_reduction": 4,
+}
 LEFT_FOR_TRAIN = 16 << 10  # room for the logs' rows, none for a checkpoint: torch.save itself fails
 
 
@@ -41,8 +56,9 @@ def inputs(tmp_path_factory, synth_tree) -> Path:
     cli_ok("train", "--params", params, "--out", prior / "train" / "out", "--epochs", "1")
     checkpoint = root / "model.pt"
     shutil.copyfile(prior / "train" / "out" / "best.pt", checkpoint)
-    cli_ok("evaluate", "--params", params, "--checkpoint", checkpoint, "--out", prior / "evaluate" / "out",
-           "--frames", "2")
+    cli_ok(
+        "evaluate", "--params", params, "--checkpoint", checkpoint, "--out", prior / "evaluate" / "out", "--frames", "2"
+    )
     cli_ok("report", "--out", prior / "report" / "out", prior / "evaluate" / "out")
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
@@ -50,10 +66,23 @@ def inputs(tmp_path_factory, synth_tree) -> Path:
         (root / "kitti" / "sparse").mkdir(exist_ok=True)
         image = Image.fromarray(rng.integers(0, 256, (40, 72, 3), dtype=np.uint8))
         image.save(root / "kitti" / "image" / f"{name}.png")
-        kitti_io.write_depth_png(root / "kitti" / "sparse" / f"{name}.png",
-                                 (rng.random((40, 72)) < 0.05) * rng.uniform(1, 70, (40, 72)))
-    cli_ok("predict", "--checkpoint", checkpoint, "--input", root / "kitti", "--out", prior / "predict" / "out",
-           "--mask-source", "none", "--npy", "--device", "cpu")
+        kitti_io.write_depth_png(
+            root / "kitti" / "sparse" / f"{name}.png", (rng.random((40, 72)) < 0.05) * rng.uniform(1, 70, (40, 72))
+        )
+    cli_ok(
+        "predict",
+        "--checkpoint",
+        checkpoint,
+        "--input",
+        root / "kitti",
+        "--out",
+        prior / "predict" / "out",
+        "--mask-source",
+        "none",
+        "--npy",
+        "--device",
+        "cpu",
+    )
     (prior / "export" / "out").mkdir(parents=True)
     cli_ok("export", "--checkpoint", checkpoint, "--out", prior / "export" / "out" / "model.onnx")
     return root
@@ -65,8 +94,20 @@ def command(inputs: Path, name: str, out: Path) -> list[str]:
         "train": ["train", "--params", params, "--out", out, "--resume"],
         "evaluate": ["evaluate", "--params", params, "--checkpoint", checkpoint, "--out", out, "--frames", "2"],
         "report": ["report", "--out", out, inputs / "prior" / "evaluate" / "out"],
-        "predict": ["predict", "--checkpoint", checkpoint, "--input", inputs / "kitti", "--out", out,
-                    "--mask-source", "none", "--npy", "--device", "cpu"],
+        "predict": [
+            "predict",
+            "--checkpoint",
+            checkpoint,
+            "--input",
+            inputs / "kitti",
+            "--out",
+            out,
+            "--mask-source",
+            "none",
+            "--npy",
+            "--device",
+            "cpu",
+        ],
         "export": ["export", "--checkpoint", checkpoint, "--out", out / "model.onnx"],
     }[name]
     return [sys.executable, "-m", "mtdepth.cli", *map(str, args)]

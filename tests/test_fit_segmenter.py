@@ -24,14 +24,36 @@ def test_fitted_weights_serve_stage_one_as_pt_and_onnx(tmp_path):
     params_file.write_text(yaml.safe_dump(params))
     runner = CliRunner()
     for folder, seed in (("train", 1), ("val", 2)):
-        result = runner.invoke(cli, ["synth", "--params", str(params_file), "--out", str(tmp_path / folder),
-                                     "--seed", str(seed)])
+        result = runner.invoke(
+            cli, ["synth", "--params", str(params_file), "--out", str(tmp_path / folder), "--seed", str(seed)]
+        )
         assert result.exit_code == 0, result.output
     out = tmp_path / "weights" / "tiny"
-    result = runner.invoke(cli, ["fit-segmenter", "--params", str(params_file), "--data", str(tmp_path / "train"),
-                                 "--val-data", str(tmp_path / "val"), "--out", str(out), "--imgsz", "64",
-                                 "--epochs", "1", "--batch", "2", "--device", "cpu",
-                                 "--work-dir", str(tmp_path / "run")], prog_name="mtdepth")
+    result = runner.invoke(
+        cli,
+        [
+            "fit-segmenter",
+            "--params",
+            str(params_file),
+            "--data",
+            str(tmp_path / "train"),
+            "--val-data",
+            str(tmp_path / "val"),
+            "--out",
+            str(out),
+            "--imgsz",
+            "64",
+            "--epochs",
+            "1",
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+            "--work-dir",
+            str(tmp_path / "run"),
+        ],
+        prog_name="mtdepth",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["train_frames"] == 3 and report["val_frames"] == 3 and report["epochs_run"] == 1
@@ -47,10 +69,32 @@ def test_fitted_weights_serve_stage_one_as_pt_and_onnx(tmp_path):
     assert ((coords >= 0) & (coords <= 1)).all()
 
     tuned = tmp_path / "weights" / "tuned"
-    result = runner.invoke(cli, ["fit-segmenter", "--params", str(params_file), "--data", str(tmp_path / "train"),
-                                 "--val-data", str(tmp_path / "val"), "--out", str(tuned), "--imgsz", "64",
-                                 "--weights", str(out.with_suffix(".pt")), "--epochs", "1", "--batch", "2",
-                                 "--device", "cpu", "--work-dir", str(tmp_path / "run-tuned")])
+    result = runner.invoke(
+        cli,
+        [
+            "fit-segmenter",
+            "--params",
+            str(params_file),
+            "--data",
+            str(tmp_path / "train"),
+            "--val-data",
+            str(tmp_path / "val"),
+            "--out",
+            str(tuned),
+            "--imgsz",
+            "64",
+            "--weights",
+            str(out.with_suffix(".pt")),
+            "--epochs",
+            "1",
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+            "--work-dir",
+            str(tmp_path / "run-tuned"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     tuned_report = json.loads(tuned.with_suffix(".json").read_text())
     assert tuned_report["start_model"] == str(out.with_suffix(".pt"))
@@ -58,8 +102,20 @@ def test_fitted_weights_serve_stage_one_as_pt_and_onnx(tmp_path):
 
     for weights in (out.with_suffix(".pt"), out.with_suffix(".onnx")):
         store = tmp_path / f"store-{weights.suffix[1:]}.zarr"
-        result = runner.invoke(cli, ["segment", "--params", str(params_file), "--data", str(tmp_path / "val"),
-                                     "--store", str(store), "--weights", str(weights)])
+        result = runner.invoke(
+            cli,
+            [
+                "segment",
+                "--params",
+                str(params_file),
+                "--data",
+                str(tmp_path / "val"),
+                "--store",
+                str(store),
+                "--weights",
+                str(weights),
+            ],
+        )
         assert result.exit_code == 0, result.output
         reader = open_store(str(store))
         assert reader.verify() == [] and reader.provenance("mask/yolo")["segmenter"]["weights_name"] == weights.name

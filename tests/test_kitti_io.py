@@ -78,7 +78,9 @@ def test_sparse_layout(tmp_path):
     _touch(tmp_path / "sparse", "a.png", "b.npy")
     pairs = kitti_io.discover((tmp_path,))
     assert [(p.name, p.image.name, p.sparse.name, p.intrinsics) for p in pairs] == [
-        ("a", "a.png", "a.png", None), ("b", "b.jpg", "b.npy", None)]
+        ("a", "a.png", "a.png", None),
+        ("b", "b.jpg", "b.npy", None),
+    ]
 
 
 def test_kitti_val_selection_layout_pairs_renamed_files(tmp_path):

@@ -43,10 +43,12 @@ def test_pipeline_imports_neither_cache_nor_stages(path):
 @pytest.mark.parametrize("args", [["--help"], ["report", "--help"], ["synth", "--help"]])
 def test_light_commands_import_no_torch(args):
     """`mtdepth --help` and `mtdepth report` (JSON, CSV, PNG files) never load torch."""
-    code = ("import sys\nfrom mtdepth.cli import cli\n"
-            f"try:\n    cli({args!r}, prog_name='mtdepth')\nexcept SystemExit:\n    pass\n"
-            "from mtdepth.stages import report\n"
-            "heavy = sorted(m for m in ('torch', 'cv2', 'ultralytics') if m in sys.modules)\n"
-            "print('HEAVY', heavy)\n")
+    code = (
+        "import sys\nfrom mtdepth.cli import cli\n"
+        f"try:\n    cli({args!r}, prog_name='mtdepth')\nexcept SystemExit:\n    pass\n"
+        "from mtdepth.stages import report\n"
+        "heavy = sorted(m for m in ('torch', 'cv2', 'ultralytics') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "HEAVY []"

@@ -62,8 +62,9 @@ def test_points_lie_on_the_beams_only(lines):
     assert {64: 0.03, 32: 0.015, 16: 0.007}[lines] < density < {64: 0.06, 32: 0.03, 16: 0.015}[lines]
 
 
-@pytest.mark.parametrize("offset, edge", [((0.0, -0.3, 0.0), "top"), ((0.3, 0.0, 0.0), "right"),
-                                          ((-0.3, 0.0, 0.0), "left")])
+@pytest.mark.parametrize(
+    "offset, edge", [((0.0, -0.3, 0.0), "top"), ((0.3, 0.0, 0.0), "right"), ((-0.3, 0.0, 0.0), "left")]
+)
 def test_see_through_points_only_behind_the_edge_the_sensor_looks_past(offset, edge):
     depth, box = scene()
     sparse = scan(depth, K, LidarSpec(offset=offset, noise=0.0), 64, np.random.default_rng(0))
@@ -117,25 +118,31 @@ def test_patterns_are_seeded_per_frame_and_identical_across_processes():
     here = sample_frame(params, 0, key, small, depth, rgb, K)
     again = sample_frame(params, 0, key, small, depth, rgb, K)
     assert np.array_equal(here, again) and (here > 0).any()
-    code = ("import sys, numpy as np; sys.path.insert(0, 'tests'); from test_lidar import *; d, _ = scene(); "
-            f"r = np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8); "
-            f"np.save(sys.stdout.buffer, sample_frame(SparseParams(pattern='mixed'), 0, {key!r}, "
-            "d[::4, ::4], d, r, K))")
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, 'tests'); from test_lidar import *; d, _ = scene(); "
+        f"r = np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8); "
+        f"np.save(sys.stdout.buffer, sample_frame(SparseParams(pattern='mixed'), 0, {key!r}, "
+        "d[::4, ::4], d, r, K))"
+    )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
     import io
+
     assert np.array_equal(np.load(io.BytesIO(other)), here)
     assert not np.array_equal(sample_frame(params, 1, key, small, depth, rgb, K), here)  # another seed
 
 
-@pytest.mark.parametrize("line, fragment", [
-    ("pattern: radar", "sparse.pattern must be 'uniform', 'keypoints', 'lidar' or 'mixed'"),
-    ("lidar_elevation: [-24.9, 2.0]", "sparse.lidar_elevation must be [top, bottom] degrees"),
-    ("lidar_lines: [128]", "sparse.lidar_lines must be at most sparse.lidar_beams (64)"),
-    ("lidar_azimuth_step: 0", "sparse.lidar_azimuth_step must be in (0, 10] degrees"),
-    ("lidar_offset: [0.0, 0.1]", "sparse.lidar_offset must have 3 items"),
-    ("lidar_noise: -1", "sparse.lidar_noise must be in [0, 10] metres"),
-    ("mixed: [0, 0, 0]", "sparse.mixed must be three weights >= 0"),
-])
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("pattern: radar", "sparse.pattern must be 'uniform', 'keypoints', 'lidar' or 'mixed'"),
+        ("lidar_elevation: [-24.9, 2.0]", "sparse.lidar_elevation must be [top, bottom] degrees"),
+        ("lidar_lines: [128]", "sparse.lidar_lines must be at most sparse.lidar_beams (64)"),
+        ("lidar_azimuth_step: 0", "sparse.lidar_azimuth_step must be in (0, 10] degrees"),
+        ("lidar_offset: [0.0, 0.1]", "sparse.lidar_offset must have 3 items"),
+        ("lidar_noise: -1", "sparse.lidar_noise must be in [0, 10] metres"),
+        ("mixed: [0, 0, 0]", "sparse.mixed must be three weights >= 0"),
+    ],
+)
 def test_bad_sparse_params_are_one_line_exit_2(tmp_path, line, fragment):
     key, value = line.split(": ", 1)
     params = tmp_path / "params.yaml"
@@ -148,11 +155,22 @@ def test_bad_sparse_params_are_one_line_exit_2(tmp_path, line, fragment):
 
 def test_lidar_without_intrinsics_is_one_line_before_the_store_is_touched(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({
-        "synth": {"out": str(tmp_path / "data"), "scenes": ["Scene01"], "conditions": ["clone"], "frames": 1,
-                  "image_width": 124, "image_height": 38},
-        "data": {"root": str(tmp_path / "data"), "height": 32, "width": 64},
-        "store": {"path": str(tmp_path / "store.zarr"), "mask_sources": ["gt"]}}))
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "synth": {
+                    "out": str(tmp_path / "data"),
+                    "scenes": ["Scene01"],
+                    "conditions": ["clone"],
+                    "frames": 1,
+                    "image_width": 124,
+                    "image_height": 38,
+                },
+                "data": {"root": str(tmp_path / "data"), "height": 32, "width": 64},
+                "store": {"path": str(tmp_path / "store.zarr"), "mask_sources": ["gt"]},
+            }
+        )
+    )
     assert CliRunner().invoke(cli, ["synth", "--params", str(params)]).exit_code == 0
     for intrinsics in (tmp_path / "data").rglob("intrinsic.txt"):
         intrinsics.unlink()

@@ -79,8 +79,12 @@ def test_a_group_no_frame_has_is_nan_in_both_averages():
 
 
 def test_zero_prediction_gives_finite_inverse_metrics():
-    sums = metric_sums(torch.zeros(1, 1, 1, 2), torch.tensor([5.0, 10.0]).view(1, 1, 1, 2),
-                       torch.ones(1, 1, 1, 2, dtype=torch.bool), MAX_DEPTH)
+    sums = metric_sums(
+        torch.zeros(1, 1, 1, 2),
+        torch.tensor([5.0, 10.0]).view(1, 1, 1, 2),
+        torch.ones(1, 1, 1, 2, dtype=torch.bool),
+        MAX_DEPTH,
+    )
     values = pooled(sums)[0]
     assert torch.isfinite(values).all()
     assert metric(values, "delta3") == 0.0
@@ -101,7 +105,7 @@ R0, R1, C0, C1 = 6, 13, 7, 16  # a rectangle instance, inclusive bounds
 
 def rectangle_labels() -> torch.Tensor:
     labels = torch.zeros(1, 1, H, W, dtype=torch.long)
-    labels[..., R0:R1 + 1, C0:C1 + 1] = 1
+    labels[..., R0 : R1 + 1, C0 : C1 + 1] = 1
     return labels
 
 
@@ -109,8 +113,8 @@ def rectangle_labels() -> torch.Tensor:
 def test_boundary_band_is_exactly_k_pixels_on_both_sides(k):
     band = boundary_band(rectangle_labels(), k)[0, 0].numpy()
     expected = np.zeros((H, W), bool)
-    expected[R0 - k:R1 + k + 1, C0 - k:C1 + k + 1] = True  # k pixels outside each edge ...
-    expected[R0 + k:R1 - k + 1, C0 + k:C1 - k + 1] = False  # ... and k inside
+    expected[R0 - k : R1 + k + 1, C0 - k : C1 + k + 1] = True  # k pixels outside each edge ...
+    expected[R0 + k : R1 - k + 1, C0 + k : C1 - k + 1] = False  # ... and k inside
     for r, c in [(R0 - k, C0 - k), (R0 - k, C1 + k), (R1 + k, C0 - k), (R1 + k, C1 + k)]:
         expected[r, c] = False  # the outer corner pixel is k + 1 steps from the nearest edge pixel
     assert np.array_equal(band, expected)

@@ -10,13 +10,23 @@ import torch
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.models import QUERIES, CrossAttention, MTDepth, UNet, UNetBaseline, build_model
 
-SMALL = {"channels": (4, 8, 16), "attention_dim": 8, "attention_size": (4, 8), "fusion_channels": 16,
-         "head_channels": 8, "se_reduction": 4}
+SMALL = {
+    "channels": (4, 8, 16),
+    "attention_dim": 8,
+    "attention_size": (4, 8),
+    "fusion_channels": 16,
+    "head_channels": 8,
+    "se_reduction": 4,
+}
 
 
 def inputs(batch: int, height: int, width: int, seed: int = 0, requires_grad: bool = False):
     g = torch.Generator().manual_seed(seed)
-    sparse = torch.rand(batch, 1, height, width, generator=g) * 80 * (torch.rand(batch, 1, height, width, generator=g) < 0.05)
+    sparse = (
+        torch.rand(batch, 1, height, width, generator=g)
+        * 80
+        * (torch.rand(batch, 1, height, width, generator=g) < 0.05)
+    )
     mask = (torch.rand(batch, 1, height, width, generator=g) < 0.3).float().requires_grad_(requires_grad)
     return torch.rand(batch, 3, height, width, generator=g), sparse, (sparse > 0).float(), mask
 
@@ -59,8 +69,9 @@ def test_attention_equals_naive_softmax_reference():
     v = attention.to_v(coarse).flatten(2).transpose(1, 2)
     weights = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(8), dim=-1)  # eq. 7
     out = (weights @ v).transpose(1, 2).reshape(2, 8, 4, 8)  # eq. 8
-    expected = torch.nn.functional.interpolate(torch.relu(attention.out(out)), size=(16, 32), mode="bilinear",
-                                               align_corners=False)  # eq. 9, upsampled
+    expected = torch.nn.functional.interpolate(
+        torch.relu(attention.out(out)), size=(16, 32), mode="bilinear", align_corners=False
+    )  # eq. 9, upsampled
     assert torch.allclose(attention(features, mask), expected, atol=1e-5)
 
 

@@ -33,7 +33,7 @@ def test_drops_exactly_the_samples_deeper_than_their_window_by_the_margin():
     assert kept[20, 21] == 0 and kept[21, 24] == 0 and kept[22, 20] == 8.9  # see-through gone, within margin kept
     expected = np.zeros_like(sparse, dtype=bool)  # the rule written out, one sample at a time
     for v, u in zip(*np.nonzero(sparse)):
-        window = sparse[max(v - 3, 0):v + 4, max(u - 3, 0):u + 4]
+        window = sparse[max(v - 3, 0) : v + 4, max(u - 3, 0) : u + 4]
         expected[v, u] = sparse[v, u] > window[window > 0].min() + 1.5
     assert dropped == expected.sum() and np.array_equal(kept, np.where(expected, 0, sparse))
     assert kept[30, 6] == 30.0  # far from the car: kept
@@ -71,14 +71,30 @@ def test_evaluate_drops_see_through_samples_and_counts_them(tmp_path):
     assert metrics["kept"]["pooled"] != metrics["dropped"]["pooled"]
 
 
-@pytest.mark.parametrize("line, fragment", [("see_through_window: 4", "evaluate.see_through_window must be an odd"),
-                                            ("see_through_margin: 0", "evaluate.see_through_margin must be > 0")])
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("see_through_window: 4", "evaluate.see_through_window must be an odd"),
+        ("see_through_margin: 0", "evaluate.see_through_margin must be > 0"),
+    ],
+)
 def test_bad_filter_params_are_one_line_exit_2(tmp_path, line, fragment):
     key, value = line.split(": ")
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"evaluate": {key: yaml.safe_load(value)}}))
-    result = CliRunner().invoke(cli, ["evaluate", "--params", str(params), "--baseline", "nearest", "--out",
-                                      str(tmp_path / "out"), "--drop-see-through"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--params",
+            str(params),
+            "--baseline",
+            "nearest",
+            "--out",
+            str(tmp_path / "out"),
+            "--drop-see-through",
+        ],
+    )
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1 and fragment in result.output
 
 
@@ -93,8 +109,21 @@ def test_predict_drops_see_through_samples_first(tmp_path):
     outputs = {}
     for flag in ([], ["--drop-see-through"]):
         out = tmp_path / f"out{len(flag)}"
-        result = CliRunner().invoke(cli, ["predict", "--checkpoint", str(checkpoint), "--input", str(tmp_path / "in"),
-                                          "--out", str(out), "--keep-sparse", "--npy", *flag])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "predict",
+                "--checkpoint",
+                str(checkpoint),
+                "--input",
+                str(tmp_path / "in"),
+                "--out",
+                str(out),
+                "--keep-sparse",
+                "--npy",
+                *flag,
+            ],
+        )
         assert result.exit_code == 0, result.output
         outputs[len(flag)] = np.load(out / "f.npy")
     assert outputs[0][20, 21] == pytest.approx(30.0)  # --keep-sparse writes the see-through sample back ...

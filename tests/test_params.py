@@ -12,11 +12,17 @@ DEMO_PROFILE = {("data", "height"): 96, ("data", "width"): 192, ("train", "epoch
 def test_shipped_params_file_is_the_defaults_but_for_the_demo_profile():
     """params.yaml is the demo profile: the dataclass defaults (the paper's) except the lines marked demo."""
     shipped, defaults = to_dict(load_params("params.yaml")), to_dict(Params())
-    changed = {(section, key): value for section, values in shipped.items() if isinstance(values, dict)
-               for key, value in values.items() if defaults[section][key] != value}
+    changed = {
+        (section, key): value
+        for section, values in shipped.items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+        if defaults[section][key] != value
+    }
     assert changed == DEMO_PROFILE
-    assert {k: v for k, v in shipped.items() if not isinstance(v, dict)} == \
-        {k: v for k, v in defaults.items() if not isinstance(v, dict)}
+    assert {k: v for k, v in shipped.items() if not isinstance(v, dict)} == {
+        k: v for k, v in defaults.items() if not isinstance(v, dict)
+    }
 
 
 def test_defaults_are_the_papers_table_2():

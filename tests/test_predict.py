@@ -37,8 +37,20 @@ def odd_folder(tmp_path_factory):
 def test_odd_sizes_give_dense_outputs_of_each_input_size(tiny, odd_folder, tmp_path, size):
     root, sparse = odd_folder
     out = tmp_path / "out"
-    result = run("predict", "--checkpoint", tiny, "--input", root, "--out", out, "--size", size, "--npy", "--ply",
-                 "--keep-sparse")
+    result = run(
+        "predict",
+        "--checkpoint",
+        tiny,
+        "--input",
+        root,
+        "--out",
+        out,
+        "--size",
+        size,
+        "--npy",
+        "--ply",
+        "--keep-sparse",
+    )
     assert result.exit_code == 0, result.output
     for name, measured in sparse.items():
         dense = kitti_io.read_depth_png(out / f"{name}.png")
@@ -55,9 +67,27 @@ def test_odd_sizes_give_dense_outputs_of_each_input_size(tiny, odd_folder, tmp_p
 def test_single_pair_npy_without_keep_sparse(tiny, tmp_path):
     measured = write_frame(tmp_path / "in", "pair", 203, 377, suffix=".npy")
     out = tmp_path / "out"
-    result = run("predict", "--checkpoint", tiny, "--image", tmp_path / "in/image/pair.png",
-                 "--sparse", tmp_path / "in/sparse/pair.npy", "--out", out, "--no-preview",
-                 "--ply", "--fx", 300, "--fy", 300, "--cx", 188, "--cy", 101)
+    result = run(
+        "predict",
+        "--checkpoint",
+        tiny,
+        "--image",
+        tmp_path / "in/image/pair.png",
+        "--sparse",
+        tmp_path / "in/sparse/pair.npy",
+        "--out",
+        out,
+        "--no-preview",
+        "--ply",
+        "--fx",
+        300,
+        "--fy",
+        300,
+        "--cx",
+        188,
+        "--cy",
+        101,
+    )
     assert result.exit_code == 0, result.output
     dense = kitti_io.read_depth_png(out / "pair.png")
     assert dense.shape == (203, 377)
@@ -85,8 +115,16 @@ class Recorder:
 
 
 def _info():
-    return CheckpointInfo(model_config={"name": "mtdepth"}, mask_source="none", height=8, width=16, max_depth=80.0,
-                          store_url="", store_provenance={}, segmenter=None)
+    return CheckpointInfo(
+        model_config={"name": "mtdepth"},
+        mask_source="none",
+        height=8,
+        width=16,
+        max_depth=80.0,
+        store_url="",
+        store_provenance={},
+        segmenter=None,
+    )
 
 
 def test_far_samples_are_dropped_from_the_input_and_output_is_clipped():
@@ -105,10 +143,16 @@ def test_far_samples_are_dropped_from_the_input_and_output_is_clipped():
 
 def test_frames_batch_by_net_size():
     recorder = Recorder()
-    frames = [Frame(str(i), np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.float32))
-              for i, (h, w) in enumerate([(10, 20), (12, 20), (10, 20)])]
-    out = complete(DepthNet(_info(), recorder, "fake"), frames, "native",
-                   masks=lambda images: [np.ones(i.shape[:2], np.uint8) for i in images])
+    frames = [
+        Frame(str(i), np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.float32))
+        for i, (h, w) in enumerate([(10, 20), (12, 20), (10, 20)])
+    ]
+    out = complete(
+        DepthNet(_info(), recorder, "fake"),
+        frames,
+        "native",
+        masks=lambda images: [np.ones(i.shape[:2], np.uint8) for i in images],
+    )
     assert sorted(i["rgb"].shape[0] for i in recorder.inputs) == [1, 2]
     assert all(i["mask"].min() == 1.0 for i in recorder.inputs)
     assert [d.shape for d, _ in out] == [(10, 20), (12, 20), (10, 20)]
@@ -169,8 +213,9 @@ def test_bad_sparse_of_a_pair(tiny, tmp_path, sentinel, case):
         kitti_io.write_depth_png(bad, np.ones((31, 40)))
     else:
         Image.new("L" if case == "8-bit" else "RGB", (40, 30)).save(bad)
-    result = run("predict", "--checkpoint", tiny, "--image", tmp_path / "in/image/a.png", "--sparse", bad,
-                 "--out", sentinel)
+    result = run(
+        "predict", "--checkpoint", tiny, "--image", tmp_path / "in/image/a.png", "--sparse", bad, "--out", sentinel
+    )
     line = _refused(result, sentinel, "sparse/a.png")
     assert ("differs from the image's 40x30" if case == "size" else "must be 16-bit grayscale") in line
 
@@ -185,30 +230,48 @@ def test_name_without_partner(tiny, tmp_path, sentinel):
 def test_empty_or_missing_folder(tiny, tmp_path, sentinel):
     (tmp_path / "in/image").mkdir(parents=True)
     (tmp_path / "in/velodyne_raw").mkdir()
-    _refused(run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel), sentinel,
-             "no images in image/")
-    _refused(run("predict", "--checkpoint", tiny, "--input", tmp_path / "nowhere", "--out", sentinel), sentinel,
-             "nowhere: input folder not found")
+    _refused(
+        run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel),
+        sentinel,
+        "no images in image/",
+    )
+    _refused(
+        run("predict", "--checkpoint", tiny, "--input", tmp_path / "nowhere", "--out", sentinel),
+        sentinel,
+        "nowhere: input folder not found",
+    )
 
 
 def test_checkpoint_of_another_kind(tmp_path, sentinel):
     write_frame(tmp_path / "in", "a", 30, 40)
     other = tmp_path / "other.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, other)
-    _refused(run("predict", "--checkpoint", other, "--input", tmp_path / "in", "--out", sentinel), sentinel,
-             "other.pt: not an mtdepth checkpoint")
+    _refused(
+        run("predict", "--checkpoint", other, "--input", tmp_path / "in", "--out", sentinel),
+        sentinel,
+        "other.pt: not an mtdepth checkpoint",
+    )
     (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04 truncated")
-    _refused(run("predict", "--checkpoint", tmp_path / "cut.pt", "--input", tmp_path / "in", "--out", sentinel),
-             sentinel, "cut.pt: not a readable checkpoint")
+    _refused(
+        run("predict", "--checkpoint", tmp_path / "cut.pt", "--input", tmp_path / "in", "--out", sentinel),
+        sentinel,
+        "cut.pt: not a readable checkpoint",
+    )
 
 
 def test_option_errors(tiny, tmp_path, sentinel):
     write_frame(tmp_path / "in", "a", 30, 40)
     _refused(run("predict", "--checkpoint", tiny, "--out", sentinel), sentinel, "--input")
-    _refused(run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel, "--ply"), sentinel,
-             "image/a.png: --ply needs intrinsics/a.txt")
-    _refused(run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel, "--ply", "--fx", 1),
-             sentinel, "--fx --fy --cx --cy: give all four")
+    _refused(
+        run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel, "--ply"),
+        sentinel,
+        "image/a.png: --ply needs intrinsics/a.txt",
+    )
+    _refused(
+        run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", sentinel, "--ply", "--fx", 1),
+        sentinel,
+        "--fx --fy --cx --cy: give all four",
+    )
 
 
 def test_masks_from_the_checkpoints_segmenter(tiny_yolo, tmp_path):
@@ -216,14 +279,33 @@ def test_masks_from_the_checkpoints_segmenter(tiny_yolo, tmp_path):
     trained_with = {"mask/yolo": {"segmenter": {"weights_sha256": "0" * 64}}}
     checkpoint = make_checkpoint(tmp_path / "yolo.pt", mask_source="yolo", segmenter=segmenter, provenance=trained_with)
     write_frame(tmp_path / "in", "a", 203, 377)
-    result = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out",
-                 "--no-preview", "--device", "cpu")
+    result = run(
+        "predict",
+        "--checkpoint",
+        checkpoint,
+        "--input",
+        tmp_path / "in",
+        "--out",
+        tmp_path / "out",
+        "--no-preview",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     assert "masks yolo" in result.stdout
     assert "seg.pt: not the segmenter the model was trained with" in result.stderr
     assert kitti_io.read_depth_png(tmp_path / "out/a.png").shape == (203, 377)
-    missing = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out",
-                  "--weights", tmp_path / "none.pt")
+    missing = run(
+        "predict",
+        "--checkpoint",
+        checkpoint,
+        "--input",
+        tmp_path / "in",
+        "--out",
+        tmp_path / "out",
+        "--weights",
+        tmp_path / "none.pt",
+    )
     assert missing.exit_code == 2 and "none.pt: weights file not found" in missing.stderr
 
 
@@ -233,8 +315,17 @@ def test_gt_mask_checkpoint_needs_weights_or_none(tiny_yolo, tmp_path):
     refused = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out")
     assert refused.exit_code == 2 and "--weights: the checkpoint was trained with 'gt' masks" in refused.stderr
     for extra in (["--mask-source", "none"], ["--weights", tiny_yolo, "--device", "cpu"]):
-        result = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out",
-                     "--no-preview", *extra)
+        result = run(
+            "predict",
+            "--checkpoint",
+            checkpoint,
+            "--input",
+            tmp_path / "in",
+            "--out",
+            tmp_path / "out",
+            "--no-preview",
+            *extra,
+        )
         assert result.exit_code == 0, result.output
 
 
@@ -248,14 +339,47 @@ def test_a_checkpoint_finds_the_shipped_segmenter_from_any_folder(tmp_path):
     write_frame(tmp_path / "in", "a", 40, 70)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    done = subprocess.run([sys.executable, "-m", "mtdepth.cli", "predict", "--checkpoint", str(checkpoint), "--input",
-                           str(tmp_path / "in"), "--out", "out", "--no-preview", "--device", "cpu"],
-                          cwd=elsewhere, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mtdepth.cli",
+            "predict",
+            "--checkpoint",
+            str(checkpoint),
+            "--input",
+            str(tmp_path / "in"),
+            "--out",
+            "out",
+            "--no-preview",
+            "--device",
+            "cpu",
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "masks yolo" in done.stdout and kitti_io.read_depth_png(elsewhere / "out" / "a.png").shape == (40, 70)
     segmenter["weights"] = "weights/none.pt"  # a relative name shipped nowhere is still one clear line
     missing = make_checkpoint(tmp_path / "missing.pt", mask_source="yolo", segmenter=segmenter)
-    done = subprocess.run([sys.executable, "-m", "mtdepth.cli", "predict", "--checkpoint", str(missing), "--input",
-                           str(tmp_path / "in"), "--out", "out"], cwd=elsewhere, capture_output=True, text=True)
-    assert done.returncode == 2 and done.stderr.strip().endswith("weights/none.pt: weights file not found "
-                                                                 "(segmenter.weights / --weights)")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mtdepth.cli",
+            "predict",
+            "--checkpoint",
+            str(missing),
+            "--input",
+            str(tmp_path / "in"),
+            "--out",
+            "out",
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and done.stderr.strip().endswith(
+        "weights/none.pt: weights file not found (segmenter.weights / --weights)"
+    )

@@ -31,8 +31,16 @@ def varied(tmp_path_factory):
     with torch.no_grad():
         for name, parameter in net.named_parameters():
             parameter.normal_(0, 1.0 if name.startswith("attention") else 0.3)  # an attention that matters
-    info = CheckpointInfo(model_config=net.config, mask_source="none", height=32, width=64, max_depth=80.0,
-                          store_url="memory://test", store_provenance={}, segmenter=None)
+    info = CheckpointInfo(
+        model_config=net.config,
+        mask_source="none",
+        height=32,
+        width=64,
+        max_depth=80.0,
+        store_url="memory://test",
+        store_provenance={},
+        segmenter=None,
+    )
     path = tmp_path_factory.mktemp("varied") / "net.pt"
     save_checkpoint(path, checkpoint_state(net, info))
     return path
@@ -88,8 +96,11 @@ def test_the_whole_frames_attention_is_what_makes_tiles_agree(varied, frame):
     _, image = frame
     net = load_net(varied, "cpu")
     torch_net, _ = model_from_checkpoint(varied)  # the same weights, to run tiles with and without the context
-    inputs = {"rgb": torch.from_numpy(image.rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255),
-              "sparse": torch.from_numpy(image.sparse[None, None]), "mask": torch.zeros(1, 1, H, W)}
+    inputs = {
+        "rgb": torch.from_numpy(image.rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255),
+        "sparse": torch.from_numpy(image.sparse[None, None]),
+        "mask": torch.zeros(1, 1, H, W),
+    }
 
     def forward(tensors):
         return torch_net(tensors["rgb"], tensors["sparse"], (tensors["sparse"] > 0).float(), tensors["mask"])["final"]
@@ -106,8 +117,19 @@ def test_integer_npy_sparse_is_refused(varied, frame, tmp_path, dtype):
     root, image = frame
     sparse = tmp_path / "s.npy"
     np.save(sparse, (image.sparse * 256).astype(dtype))  # KITTI units, not metres
-    result = run("predict", "--checkpoint", varied, "--image", root / "image" / "f.png", "--sparse", sparse,
-                 "--out", tmp_path / "out", "--device", "cpu")
+    result = run(
+        "predict",
+        "--checkpoint",
+        varied,
+        "--image",
+        root / "image" / "f.png",
+        "--sparse",
+        sparse,
+        "--out",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+    )
     errors = result.stderr.strip().splitlines()
     assert result.exit_code == 2 and len(errors) == 1, result.output
     assert f"{sparse}: sparse .npy holds {np.dtype(dtype)} values; it must be float metres" in errors[0]

@@ -14,8 +14,13 @@ from mtdepth.pipeline.onnx_export import example_inputs, export_onnx, read_onnx,
 from mtdepth.pipeline.prefill import PREFILLS, masked_fill, prefill_frame
 
 TINY_UNET = {"name": "unet", "channels": [4, 8]}
-TINY_MTDEPTH = {"name": "mtdepth", "channels": [4, 8], "attention_size": [4, 8], "fusion_channels": 8,
-                "head_channels": 4}
+TINY_MTDEPTH = {
+    "name": "mtdepth",
+    "channels": [4, 8],
+    "attention_size": [4, 8],
+    "fusion_channels": 8,
+    "head_channels": 4,
+}
 
 
 def sparse_map(height: int, width: int, density: float, seed: int, empty_top: int = 0) -> np.ndarray:
@@ -28,7 +33,7 @@ def sparse_map(height: int, width: int, density: float, seed: int, empty_top: in
 def squared_distances(sparse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, samples) squared distance of every pixel to every sample, and the samples' values."""
     rows, cols = np.nonzero(sparse > 0)
-    yy, xx = np.mgrid[:sparse.shape[0], :sparse.shape[1]]
+    yy, xx = np.mgrid[: sparse.shape[0], : sparse.shape[1]]
     return (yy[..., None] - rows) ** 2 + (xx[..., None] - cols) ** 2, sparse[rows, cols]
 
 
@@ -47,9 +52,14 @@ def test_fast_nearest_fill_takes_a_sample_at_the_exact_nearest_distance(density,
 
 def prefill_batch(kind: str, sparse: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """(B, 1, H, W) -> each frame's fill, as the dataset computes it."""
-    return torch.from_numpy(np.stack([
-        prefill_frame(kind, sparse[b, 0].numpy(), None if mask is None else mask[b, 0].numpy())
-        for b in range(len(sparse))])[:, None])
+    return torch.from_numpy(
+        np.stack(
+            [
+                prefill_frame(kind, sparse[b, 0].numpy(), None if mask is None else mask[b, 0].numpy())
+                for b in range(len(sparse))
+            ]
+        )[:, None]
+    )
 
 
 def test_prefills_match_the_baseline_evaluators_fills():
@@ -106,8 +116,10 @@ def test_mask_region_without_samples_takes_object_samples_first():
 
 
 def net_inputs(prefill: str, seed: int = 0, height: int = 32, width: int = 64) -> dict[str, torch.Tensor]:
-    inputs = {k: torch.from_numpy(v) for k, v in example_inputs(height, width, 80.0, batch=2, seed=seed,
-                                                                 prefill=prefill).items()}
+    inputs = {
+        k: torch.from_numpy(v)
+        for k, v in example_inputs(height, width, 80.0, batch=2, seed=seed, prefill=prefill).items()
+    }
     inputs["valid"] = (inputs["sparse"] > 0).float()
     return inputs
 
@@ -129,8 +141,9 @@ def test_an_untrained_residual_net_returns_its_fill_exactly(config, prefill, out
 
 
 @pytest.mark.parametrize("config", [TINY_UNET, TINY_MTDEPTH])
-@pytest.mark.parametrize("prefill,output", [("none", "absolute"), ("ipbasic", "absolute"), ("nearest", "residual"),
-                                            ("ipbasic", "additive")])
+@pytest.mark.parametrize(
+    "prefill,output", [("none", "absolute"), ("ipbasic", "absolute"), ("nearest", "residual"), ("ipbasic", "additive")]
+)
 def test_keep_sparse_returns_every_sample(config, prefill, output):
     torch.manual_seed(0)
     model = build_model({**config, "prefill": prefill, "output": output, "keep_sparse": True})
@@ -148,7 +161,10 @@ def test_keep_sparse_returns_every_sample(config, prefill, output):
 def test_configs_record_the_options_and_old_configs_build_the_paper_net():
     model = build_model({**TINY_MTDEPTH, "prefill": "ipbasic", "output": "residual", "keep_sparse": True})
     assert {k: model.config[k] for k in ("prefill", "output", "keep_sparse")} == {
-        "prefill": "ipbasic", "output": "residual", "keep_sparse": True}
+        "prefill": "ipbasic",
+        "output": "residual",
+        "keep_sparse": True,
+    }
     assert build_model(model.config).config == model.config
     old = build_model(dict(TINY_UNET))
     assert (old.prefill, old.output, old.keep_sparse) == ("none", "absolute", False)
@@ -175,16 +191,30 @@ def test_l1_l2_is_the_sum_of_l1_and_l2():
     assert torch.allclose(pixel_error(pred, gt, "l1_l2"), torch.tensor([2.0, 0.0, 8.75]))
 
 
-@pytest.mark.parametrize("config,prefill,output,keep", [
-    (TINY_UNET, "ipbasic", "residual", True), (TINY_MTDEPTH, "nearest_masked", "residual", False),
-    (TINY_MTDEPTH, "nearest", "absolute", True), (TINY_UNET, "nearest", "additive", False)])
+@pytest.mark.parametrize(
+    "config,prefill,output,keep",
+    [
+        (TINY_UNET, "ipbasic", "residual", True),
+        (TINY_MTDEPTH, "nearest_masked", "residual", False),
+        (TINY_MTDEPTH, "nearest", "absolute", True),
+        (TINY_UNET, "nearest", "additive", False),
+    ],
+)
 def test_export_parity_for_the_new_options(tmp_path, config, prefill, output, keep):
     torch.manual_seed(0)
     model = build_model({**config, "prefill": prefill, "output": output, "keep_sparse": keep})
     for p in model.parameters():
         p.data.add_(0.1 * torch.randn_like(p))
-    info = CheckpointInfo(model_config=model.config, mask_source="none", height=32, width=64, max_depth=80.0,
-                          store_url="memory://t", store_provenance={}, segmenter=None)
+    info = CheckpointInfo(
+        model_config=model.config,
+        mask_source="none",
+        height=32,
+        width=64,
+        max_depth=80.0,
+        store_url="memory://t",
+        store_provenance={},
+        segmenter=None,
+    )
     check = export_onnx(model, info, tmp_path / "net.onnx")
     assert check["max_abs_diff_m"] <= 1e-3
     assert read_onnx(tmp_path / "net.onnx") == info

@@ -12,10 +12,23 @@ from mtdepth.cache.dataset import CachedDepthDataset
 from mtdepth.pipeline.checkpoint import model_from_checkpoint
 from mtdepth.pipeline.prefill import prefill_frame
 
-TRAIN = {"epochs": 1, "workers": 0, "precision": "fp32", "warmup_steps": 2, "log_every": 1, "device": "cpu",
-         "compile": "off"}
-MODEL = {"unet_channels": [4, 8, 16], "attention_dim": 8, "attention_size": [4, 8], "fusion_channels": 16,
-         "head_channels": 8, "se_reduction": 4}
+TRAIN = {
+    "epochs": 1,
+    "workers": 0,
+    "precision": "fp32",
+    "warmup_steps": 2,
+    "log_every": 1,
+    "device": "cpu",
+    "compile": "off",
+}
+MODEL = {
+    "unet_channels": [4, 8, 16],
+    "attention_dim": 8,
+    "attention_size": [4, 8],
+    "fusion_channels": 16,
+    "head_channels": 8,
+    "se_reduction": 4,
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +46,33 @@ def test_the_dataset_computes_the_fill_of_each_frame(tiny):
     assert "fill" not in CachedDepthDataset(store, "all", "gt")[3]  # prefill none: the paper's inputs
 
 
-@pytest.mark.parametrize("model,mask_source,prefill,depth_error", [
-    ("unet", "none", "ipbasic", "l1_l2"), ("mtdepth", "gt", "nearest_masked", "l2")])
-def test_train_evaluate_predict_a_residual_net_with_kept_samples(tiny, tmp_path, model, mask_source, prefill,
-                                                                 depth_error):
+@pytest.mark.parametrize(
+    "model,mask_source,prefill,depth_error",
+    [("unet", "none", "ipbasic", "l1_l2"), ("mtdepth", "gt", "nearest_masked", "l2")],
+)
+def test_train_evaluate_predict_a_residual_net_with_kept_samples(
+    tiny, tmp_path, model, mask_source, prefill, depth_error
+):
     root, params, _ = tiny
     out = tmp_path / "run"
-    result = run("train", "--params", params, "--model", model, "--mask-source", mask_source, "--prefill", prefill,
-                 "--output", "residual", "--keep-sparse", "--depth-error", depth_error, "--out", out)
+    result = run(
+        "train",
+        "--params",
+        params,
+        "--model",
+        model,
+        "--mask-source",
+        mask_source,
+        "--prefill",
+        prefill,
+        "--output",
+        "residual",
+        "--keep-sparse",
+        "--depth-error",
+        depth_error,
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     net, info = model_from_checkpoint(out / "best.pt")
     assert (net.prefill, net.output, net.keep_sparse) == (prefill, "residual", True)
@@ -50,8 +82,19 @@ def test_train_evaluate_predict_a_residual_net_with_kept_samples(tiny, tmp_path,
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["pooled"]["final"]["all"]["rmse_mm"] > 0
     sparse = write_frame(tmp_path / "in", "a", 50, 90, seed=2)
-    result = run("predict", "--checkpoint", out / "best.pt", "--input", tmp_path / "in", "--out", tmp_path / "pred",
-                 "--npy", "--no-preview", "--mask-source", "none")
+    result = run(
+        "predict",
+        "--checkpoint",
+        out / "best.pt",
+        "--input",
+        tmp_path / "in",
+        "--out",
+        tmp_path / "pred",
+        "--npy",
+        "--no-preview",
+        "--mask-source",
+        "none",
+    )
     assert result.exit_code == 0, result.output
     dense = np.load(tmp_path / "pred" / "a.npy")
     assert dense.shape == (50, 90) and (dense > 0).all()

@@ -17,11 +17,21 @@ PANEL = (60, 50)
 
 def fake_eval(folder: Path, rmse: float, panels=("row00003.png",)) -> Path:
     """An evaluate folder: metrics.json with pooled D_final errors (rmse per region + offsets) and panels."""
-    final = {region: {"rmse_mm": rmse + k, "mae_mm": rmse / 2, "irmse_per_km": 12.34} for k, region in enumerate(REGIONS)}
+    final = {
+        region: {"rmse_mm": rmse + k, "mae_mm": rmse / 2, "irmse_per_km": 12.34} for k, region in enumerate(REGIONS)
+    }
     (folder / "panels").mkdir(parents=True)
-    (folder / "metrics.json").write_text(json.dumps({
-        "source": f"{folder.name} source", "store": "s.zarr", "split": "val", "frames": 7,
-        "pooled": {"final": final}}))
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {
+                "source": f"{folder.name} source",
+                "store": "s.zarr",
+                "split": "val",
+                "frames": 7,
+                "pooled": {"final": final},
+            }
+        )
+    )
     for name in panels:
         Image.new("RGB", PANEL, "red").save(folder / "panels" / name)
     return folder
@@ -32,7 +42,9 @@ def fake_run(folder: Path, rmse: list[float], seconds: list[float]) -> None:
     val, top = folder / "live" / "plots" / "metrics" / "val", folder / "live" / "plots" / "metrics"
     val.mkdir(parents=True)
     (val / "final_rmse_mm.tsv").write_text("step\tfinal_rmse_mm\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(rmse)))
-    (top / "epoch_seconds.tsv").write_text("step\tepoch_seconds\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(seconds)))
+    (top / "epoch_seconds.tsv").write_text(
+        "step\tepoch_seconds\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(seconds))
+    )
 
 
 def report(*args):
@@ -40,8 +52,10 @@ def report(*args):
 
 
 def test_rows_table_and_region_rows():
-    metrics = {"frames": 7, "pooled": {"final": {r: {"rmse_mm": 1234.4, "mae_mm": 500.6, "irmse_per_km": 3.21}
-                                                   for r in REGIONS}}}
+    metrics = {
+        "frames": 7,
+        "pooled": {"final": {r: {"rmse_mm": 1234.4, "mae_mm": 500.6, "irmse_per_km": 3.21} for r in REGIONS}},
+    }
     baseline = model_row("nearest", metrics, None)
     assert baseline["all/rmse_mm"] == 1234.4 and "epochs" not in baseline
     table = markdown_table([baseline])
@@ -69,11 +83,14 @@ def test_report_writes_table_json_curves_and_tiled_panels(tmp_path):
     assert read_training(tmp_path / "train" / "unet").seconds == 180.0
 
 
-@pytest.mark.parametrize("break_it,message", [
-    (lambda evals: (evals[1] / "metrics.json").unlink(), "metrics.json: not found (is "),
-    (lambda evals: (evals[1] / "metrics.json").write_text("{}"), "metrics.json: not a metrics.json written by"),
-    (lambda evals: (evals[1] / "metrics.json").write_text("{oops"), "metrics.json: not a metrics.json written by"),
-])
+@pytest.mark.parametrize(
+    "break_it,message",
+    [
+        (lambda evals: (evals[1] / "metrics.json").unlink(), "metrics.json: not found (is "),
+        (lambda evals: (evals[1] / "metrics.json").write_text("{}"), "metrics.json: not a metrics.json written by"),
+        (lambda evals: (evals[1] / "metrics.json").write_text("{oops"), "metrics.json: not a metrics.json written by"),
+    ],
+)
 def test_bad_eval_folders_are_refused_in_one_line_writing_nothing(tmp_path, break_it, message):
     evals = [fake_eval(tmp_path / name, 1000.0) for name in ("a", "b")]
     break_it(evals)
@@ -114,23 +131,47 @@ def _swap_for_a_file(folder: Path) -> None:
     folder.write_text("not a folder")
 
 
-@pytest.mark.parametrize("break_it,message", [
-    (lambda root: _set(root / "eval" / "unet" / "metrics.json", ("pooled", "final", "all", "rmse_mm"), "3000"),
-     "metrics.json: not a metrics.json written by `mtdepth evaluate` (pooled.final.all.rmse_mm is '3000'"),
-    (lambda root: _set(root / "eval" / "unet" / "metrics.json", ("frames",), "7"), "('frames' is '7', not a number)"),
-    (lambda root: _set(root / "eval" / "unet" / "metrics.json", ("pooled", "final", "object"), 5),
-     "no pooled.final.object"),
-    (lambda root: _swap_for_a_file(root / "eval" / "unet"), "unet: not a folder (each EVAL is"),
-    (lambda root: (root / "train" / "unet" / "live" / "plots" / "metrics" / "val" / "final_rmse_mm.tsv").write_text(
-        "garbage\nrows\n"), "final_rmse_mm.tsv: not a dvclive log of `mtdepth train` (KeyError"),
-    (lambda root: (root / "train" / "unet" / "live" / "plots" / "metrics" / "val" / "final_rmse_mm.tsv").write_text(
-        "step\tfinal_rmse_mm\n0\tnan-ish\n"), "final_rmse_mm.tsv: not a dvclive log of `mtdepth train` (ValueError"),
-    (lambda root: (root / "train" / "unet" / "live" / "plots" / "metrics" / "val" / "final_rmse_mm.tsv").write_text(
-        "step\tfinal_rmse_mm\n"), "final_rmse_mm.tsv: holds no epoch"),
-    (lambda root: (root / "train" / "unet" / "live" / "plots" / "metrics" / "epoch_seconds.tsv").unlink(),
-     "epoch_seconds.tsv: not a dvclive log of `mtdepth train` (No such file"),
-    (lambda root: shutil.rmtree(root / "train"), "train: --runs folder not found"),
-])
+@pytest.mark.parametrize(
+    "break_it,message",
+    [
+        (
+            lambda root: _set(root / "eval" / "unet" / "metrics.json", ("pooled", "final", "all", "rmse_mm"), "3000"),
+            "metrics.json: not a metrics.json written by `mtdepth evaluate` (pooled.final.all.rmse_mm is '3000'",
+        ),
+        (
+            lambda root: _set(root / "eval" / "unet" / "metrics.json", ("frames",), "7"),
+            "('frames' is '7', not a number)",
+        ),
+        (
+            lambda root: _set(root / "eval" / "unet" / "metrics.json", ("pooled", "final", "object"), 5),
+            "no pooled.final.object",
+        ),
+        (lambda root: _swap_for_a_file(root / "eval" / "unet"), "unet: not a folder (each EVAL is"),
+        (
+            lambda root: (
+                root / "train" / "unet" / "live" / "plots" / "metrics" / "val" / "final_rmse_mm.tsv"
+            ).write_text("garbage\nrows\n"),
+            "final_rmse_mm.tsv: not a dvclive log of `mtdepth train` (KeyError",
+        ),
+        (
+            lambda root: (
+                root / "train" / "unet" / "live" / "plots" / "metrics" / "val" / "final_rmse_mm.tsv"
+            ).write_text("step\tfinal_rmse_mm\n0\tnan-ish\n"),
+            "final_rmse_mm.tsv: not a dvclive log of `mtdepth train` (ValueError",
+        ),
+        (
+            lambda root: (
+                root / "train" / "unet" / "live" / "plots" / "metrics" / "val" / "final_rmse_mm.tsv"
+            ).write_text("step\tfinal_rmse_mm\n"),
+            "final_rmse_mm.tsv: holds no epoch",
+        ),
+        (
+            lambda root: (root / "train" / "unet" / "live" / "plots" / "metrics" / "epoch_seconds.tsv").unlink(),
+            "epoch_seconds.tsv: not a dvclive log of `mtdepth train` (No such file",
+        ),
+        (lambda root: shutil.rmtree(root / "train"), "train: --runs folder not found"),
+    ],
+)
 def test_malformed_inputs_are_one_line_and_the_old_report_stays(tmp_path, break_it, message):
     evals = [fake_eval(tmp_path / "eval" / name, rmse) for name, rmse in (("nearest", 4000.0), ("unet", 3000.0))]
     fake_run(tmp_path / "train" / "unet", [9000.0, 5000.0], [60.0, 60.0])

@@ -45,8 +45,14 @@ def workspace(tmp_path_factory, synth_tree, tiny_yolo):
     next(other.model.parameters()).data.add_(1.0)  # other weights, other sha256
     other.save(str(root / "seg_b.pt"))
     params = {
-        "synth": {"out": str(root / "data"), "scenes": ["Scene01", "Scene02"], "conditions": ["clone", "fog"],
-                  "frames": 3, "image_width": 310, "image_height": 94},
+        "synth": {
+            "out": str(root / "data"),
+            "scenes": ["Scene01", "Scene02"],
+            "conditions": ["clone", "fog"],
+            "frames": 3,
+            "image_width": 310,
+            "image_height": 94,
+        },
         "data": {"root": str(root / "data"), "height": HEIGHT, "width": WIDTH},
         "segmenter": {"weights": str(root / "seg_a.pt"), "imgsz": 128, "batch": 4, "device": "cpu"},
         "store": {"path": str(root / "store.zarr"), "shard_frames": 4},
@@ -88,8 +94,9 @@ def test_store_holds_exactly_what_the_reader_decodes(workspace, tmp_path, yolo_c
     assert set(reader.arrays()) >= {"rgb", "depth", "sparse", "mask/yolo", "mask/gt"}
     refs = index_frames(workspace / "data")
     frames = reader.frames
-    assert [f"{s}/{c}/{cam}/{i:05d}" for s, c, cam, i in
-            zip(frames.scene, frames.condition, frames.camera, frames.index)] == [r.key for r in refs]
+    assert [
+        f"{s}/{c}/{cam}/{i:05d}" for s, c, cam, i in zip(frames.scene, frames.condition, frames.camera, frames.index)
+    ] == [r.key for r in refs]
     assert sorted(frames.split).count(1) == 2  # round(0.2 * 12) validation frames
     for row in (0, 7, 11):
         decoded = load_frame(refs[row], HEIGHT, WIDTH, 80.0)
@@ -177,8 +184,18 @@ def _kill_when(store: Path, process: subprocess.Popen, timeout: float = 120.0) -
 
 def test_kill_mid_write_then_resume_equals_an_uninterrupted_run(workspace, tmp_path):
     killed, clean = tmp_path / "killed.zarr", tmp_path / "clean.zarr"
-    command = [sys.executable, "-m", "mtdepth.cli", "segment", "--params", str(workspace / "params.yaml"),
-               "--imgsz", "320", "--batch", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mtdepth.cli",
+        "segment",
+        "--params",
+        str(workspace / "params.yaml"),
+        "--imgsz",
+        "320",
+        "--batch",
+        "1",
+    ]
     process = subprocess.Popen([*command, "--store", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _kill_when(killed, process)
     reader = open_store(str(killed))
@@ -239,7 +256,9 @@ def test_decoding_on_a_dask_distributed_cluster_gives_the_same_store(workspace, 
     local, distributed = tmp_path / "local.zarr", tmp_path / "distributed.zarr"
     assert run(workspace, "--store", str(local), "--mask-sources", "gt").exit_code == 0
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
-        result = run(workspace, "--store", str(distributed), "--mask-sources", "gt", "--scheduler", cluster.scheduler_address)
+        result = run(
+            workspace, "--store", str(distributed), "--mask-sources", "gt", "--scheduler", cluster.scheduler_address
+        )
     assert result.exit_code == 0, result.output
     a, b = open_store(str(local)), open_store(str(distributed))
     for name in a.arrays():

@@ -22,8 +22,22 @@ GREY = 114  # ultralytics' own letterbox fill
 def frames(tmp_path_factory):
     """256x512 RGB and GT foreground of synthetic frames from a seed the segmenter never saw."""
     root = tmp_path_factory.mktemp("unseen")
-    result = CliRunner().invoke(cli, ["synth", "--out", str(root / "d"), "--seed", "303", "--scenes",
-                                      "Scene06,Scene18", "--conditions", "clone,rain", "--frames", "3"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "synth",
+            "--out",
+            str(root / "d"),
+            "--seed",
+            "303",
+            "--scenes",
+            "Scene06,Scene18",
+            "--conditions",
+            "clone,rain",
+            "--frames",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     decoded = [load_frame(r, 256, 512, 80.0) for r in index_frames(root / "d")]
     return [(f.rgb, foreground(f.instances)) for f in decoded]
@@ -57,12 +71,12 @@ def test_masks_land_where_the_objects_are_after_letterboxing(frames, canvas, off
     (top, left), pasted = offset, []
     for rgb, _ in frames:
         image = np.full((*canvas, 3), GREY, dtype=np.uint8)
-        image[top:top + 256, left:left + 512] = rgb
+        image[top : top + 256, left : left + 512] = rgb
         pasted.append(image)
     crops = []
     for merged in segmenter(imgsz=imgsz).predict(iter(pasted)):
         assert merged.shape == canvas
-        crops.append(merged[top:top + 256, left:left + 512])
+        crops.append(merged[top : top + 256, left : left + 512])
     truths = [gt for _, gt in frames]
     assert dataset_iou(zip(crops, alone)) >= 0.8
     assert dataset_iou(zip(crops, truths)) >= 0.6

@@ -68,8 +68,12 @@ def test_a_damaged_shard_is_named_by_verify_refused_by_the_reader_and_repaired_b
 
     result = cli_run("cache", "verify", str(store))
     assert result.exit_code == 2 and "Traceback" not in result.output
-    finding = {"missing": "missing", "empty": "holds 0 bytes", "truncated": "bytes, committed with",
-               "corrupt": "does not decode"}[how]
+    finding = {
+        "missing": "missing",
+        "empty": "holds 0 bytes",
+        "truncated": "bytes, committed with",
+        "corrupt": "does not decode",
+    }[how]
     assert "array 'depth' shard 1 (frames 4-7)" in result.output and finding in result.output
 
     with pytest.raises(MtDepthError) as refused:  # the reader never serves fill zeros or a raw ValueError

@@ -66,8 +66,9 @@ def broken_dataset(ws: Path, tmp_path: Path, how: str) -> Path:
 @pytest.mark.parametrize("how", ["zero-byte", "text", "dangling", "loop"])
 def test_an_unreadable_dataset_file_is_one_line_naming_it(ws, tmp_path, how):
     data = broken_dataset(ws, tmp_path, how)
-    line = one_line(invoke(ws, "segment", "--data", str(data), "--store", str(tmp_path / "s.zarr"),
-                           "--mask-sources", "yolo,gt"))
+    line = one_line(
+        invoke(ws, "segment", "--data", str(data), "--store", str(tmp_path / "s.zarr"), "--mask-sources", "yolo,gt")
+    )
     assert "depth_00001.png" in line
 
 
@@ -87,8 +88,9 @@ def test_an_unreadable_dataset_file_is_one_line_naming_it(ws, tmp_path, how):
 )
 def test_segment_user_errors_are_one_line(ws, tmp_path, args, fragment):
     if "{ws}/one-scene" in args and not (ws / "one-scene").exists():
-        result = CliRunner().invoke(cli, ["synth", "--params", str(ws / "params.yaml"), "--out", str(ws / "one-scene"),
-                                          "--scenes", "Scene01"])
+        result = CliRunner().invoke(
+            cli, ["synth", "--params", str(ws / "params.yaml"), "--out", str(ws / "one-scene"), "--scenes", "Scene01"]
+        )
         assert result.exit_code == 0
     args = [a.format(ws=ws) for a in args]
     if args[0] == "--params":
@@ -154,15 +156,19 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("where, kill_at", [("save", 5), ("rename", 1), ("rename", 2)],
-                         ids=["mid-write", "before-the-renames", "between-the-renames"])
+@pytest.mark.parametrize(
+    "where, kill_at",
+    [("save", 5), ("rename", 1), ("rename", 2)],
+    ids=["mid-write", "before-the-renames", "between-the-renames"],
+)
 def test_a_killed_synth_overwrite_is_recovered_by_the_next_run(ws, tmp_path, where, kill_at):
     out = tmp_path / "out"
     args = ["synth", "--params", str(ws / "params.yaml"), "--out", str(out)]
     assert CliRunner().invoke(cli, [*args, "--seed", "5"]).exit_code == 0
     old = tree(out)
-    killed = subprocess.run([sys.executable, "-c", KILLER, where, str(kill_at), *args, "--overwrite"],
-                            capture_output=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, where, str(kill_at), *args, "--overwrite"], capture_output=True, timeout=120
+    )
     assert killed.returncode == -signal.SIGKILL
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "out")
     assert leftovers and all(n.startswith(("out.partial-", "out.old-")) for n in leftovers)

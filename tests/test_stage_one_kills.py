@@ -59,8 +59,14 @@ def dataset(tmp_path_factory, synth_tree) -> Path:
     root = tmp_path_factory.mktemp("kills")
     shutil.copytree(synth_tree(), root / "data")
     params = {
-        "synth": {"out": str(root / "data"), "scenes": ["Scene01", "Scene02"], "conditions": ["clone", "fog"],
-                  "frames": 3, "image_width": 310, "image_height": 94},
+        "synth": {
+            "out": str(root / "data"),
+            "scenes": ["Scene01", "Scene02"],
+            "conditions": ["clone", "fog"],
+            "frames": 3,
+            "image_width": 310,
+            "image_height": 94,
+        },
         "data": {"root": str(root / "data"), "height": HEIGHT, "width": WIDTH},
         "store": {"mask_sources": ["gt"]},
     }
@@ -78,8 +84,9 @@ def segment_args(root: Path, store: Path, shard_frames: int, *extra: str) -> lis
 
 
 def run_killed(root: Path, kill_at: int, args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(root / "killer.py"), str(kill_at), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(root / "killer.py"), str(kill_at), *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def store_files(store: Path) -> dict[str, bytes]:
@@ -91,14 +98,20 @@ def kill_points(trace: str) -> list[int]:
     ops = [(line.split() + [""])[:4] for line in trace.splitlines() if line.startswith("op ")]
     points = {int(op[1]) for op in ops if int(op[1]) % STRIDE == 1}
     for _, number, kind, key in ops:
-        if kind == "set" and key.count("/") in (1, 2) and key.endswith("/zarr.json") and not key.startswith(
-                ("frames/", "_progress/")) and "/v-" not in key:
+        if (
+            kind == "set"
+            and key.count("/") in (1, 2)
+            and key.endswith("/zarr.json")
+            and not key.startswith(("frames/", "_progress/"))
+            and "/v-" not in key
+        ):
             points |= {int(number), int(number) + 1}
     return sorted(p for p in points if p <= len(ops))
 
 
-def reference(root: Path, tmp_path: Path, shard_frames: int, name: str, *extra: str,
-              start: Path | None = None) -> tuple[Path, str]:
+def reference(
+    root: Path, tmp_path: Path, shard_frames: int, name: str, *extra: str, start: Path | None = None
+) -> tuple[Path, str]:
     """An uninterrupted run (from a copy of `start` if given) and its trace of store operations."""
     store = tmp_path / name
     if start is not None:
@@ -109,8 +122,9 @@ def reference(root: Path, tmp_path: Path, shard_frames: int, name: str, *extra: 
 
 
 @pytest.mark.parametrize("shard_frames", [64, 4], ids=["one-shard", "three-shards"])
-def test_a_kill_at_any_store_operation_then_the_same_command_equals_an_uninterrupted_run(dataset, tmp_path,
-                                                                                          shard_frames):
+def test_a_kill_at_any_store_operation_then_the_same_command_equals_an_uninterrupted_run(
+    dataset, tmp_path, shard_frames
+):
     clean, trace = reference(dataset, tmp_path, shard_frames, "clean.zarr")
     expected = store_files(clean)
     points = kill_points(trace)

@@ -63,8 +63,9 @@ def snapshot(store: Path) -> dict[str, np.ndarray]:
 
 
 def hold_lock(store: Path) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout.readline().strip() == "holding"
     return holder
 
@@ -106,15 +107,28 @@ def test_a_source_file_damaged_after_the_build_fails_the_rerun_and_keeps_the_com
 @pytest.mark.parametrize("device", ["bogus", "cuda:7"])
 def test_an_unusable_device_is_refused_before_the_store_is_touched(built, store, device):
     before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
-    line = one_line_error(segment(built, store, "--mask-sources", "yolo,gt", "--device", device,
-                                  "--weights", "weights/yolo11n-seg-synth.pt", "--keep-prob", "0.1"))
+    line = one_line_error(
+        segment(
+            built,
+            store,
+            "--mask-sources",
+            "yolo,gt",
+            "--device",
+            device,
+            "--weights",
+            "weights/yolo11n-seg-synth.pt",
+            "--keep-prob",
+            "0.1",
+        )
+    )
     assert "segmenter.device" in line and device in line
     assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("code, advice", [(errno.ENOSPC, "disk is full"), (errno.EACCES, "writable")])
 def test_a_full_disk_or_a_read_only_store_mid_rewrite_is_one_line_and_keeps_the_committed_arrays(
-        built, store, monkeypatch, code, advice):
+    built, store, monkeypatch, code, advice
+):
     before = snapshot(store)
     original, calls = LocalStore.set, []
 
@@ -155,10 +169,24 @@ PAUSER = textwrap.dedent(
 )
 
 
-def test_two_real_segment_runs_at_once_the_second_is_refused_and_the_first_commits_its_own_data(built, store,
-                                                                                                 tmp_path):
-    first = subprocess.Popen([sys.executable, "-c", PAUSER, "8", "segment", "--params", str(built[0]),
-                              "--store", str(store), "--keep-prob", "0.1"], stderr=subprocess.PIPE, text=True)
+def test_two_real_segment_runs_at_once_the_second_is_refused_and_the_first_commits_its_own_data(built, store, tmp_path):
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            PAUSER,
+            "8",
+            "segment",
+            "--params",
+            str(built[0]),
+            "--store",
+            str(store),
+            "--keep-prob",
+            "0.1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, status = os.waitpid(first.pid, os.WUNTRACED)
     assert os.WIFSTOPPED(status)
     try:

@@ -368,7 +368,11 @@ def test_one_writer_at_a_time_per_store_and_none_for_object_stores(tmp_path):
     url = tmp_path / "s.zarr"
     with open_for_write(url, frame_table(), H, W, SHARD):
         assert (tmp_path / "s.zarr.lock").exists()
-        holder = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        holder = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(f"""
             import sys
             sys.path.insert(0, {str(Path(__file__).parent)!r})
             from test_store import H, SHARD, W, frame_table
@@ -378,7 +382,12 @@ def test_one_writer_at_a_time_per_store_and_none_for_object_stores(tmp_path):
                 open_for_write({str(url)!r}, frame_table(), H, W, SHARD)
             except MtDepthError as exc:
                 print(exc)
-            """)], capture_output=True, text=True, check=True).stdout
+            """),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert f"store {url}: another writer holds it (pid {os.getpid()}" in holder
     assert not (tmp_path / "s.zarr.lock").exists()
     memory = f"memory://mtdepth-test-{uuid.uuid4().hex}/s.zarr"

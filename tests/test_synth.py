@@ -94,8 +94,9 @@ def test_a_frame_does_not_depend_on_the_sequence_length(camera, scene):
 def test_same_seed_writes_identical_files(tmp_path):
     trees = []
     for name in ("a", "b"):
-        result = _run(tmp_path, "--out", str(tmp_path / name), "--scenes", "Scene18", "--conditions", "clone,fog",
-                      "--frames", "2")
+        result = _run(
+            tmp_path, "--out", str(tmp_path / name), "--scenes", "Scene18", "--conditions", "clone,fog", "--frames", "2"
+        )
         assert result.exit_code == 0, result.output
         trees.append(_tree(tmp_path / name))
     # 2 conditions x 2 frames x 4 images, 2 textgt files per condition, and the manifest
@@ -140,7 +141,7 @@ def test_instance_pixels_lie_on_their_own_track(sequences, camera):
                     swing = np.abs(track.swing).max()
                     lo = np.array([track.x, 0.0, z0]) + track.lo.min(0) - [tolerance, tolerance, swing + tolerance]
                     hi = np.array([track.x, 0.0, z0]) + track.hi.max(0) + [tolerance, tolerance, swing + tolerance]
-                    inside = ((x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]) & (z >= lo[2]) & (z <= hi[2]))
+                    inside = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]) & (z >= lo[2]) & (z <= hi[2])
                     owners.append(inside.all())
                 assert sum(owners) == 1, (street.scene, geometry.index, instance)
                 checked += 1
@@ -150,8 +151,10 @@ def test_instance_pixels_lie_on_their_own_track(sequences, camera):
 def test_instance_ids_identical_across_conditions(sequences, camera):
     street, geometries = sequences["Scene01"]
     for index in (0, FRAMES - 1):
-        frames = [synth.render_frame(synth.build_street(0, "Scene01", FRAMES), camera, condition, index)
-                  for condition in synth.LOOKS]
+        frames = [
+            synth.render_frame(synth.build_street(0, "Scene01", FRAMES), camera, condition, index)
+            for condition in synth.LOOKS
+        ]
         for frame in frames[1:]:
             np.testing.assert_array_equal(frame.instances, frames[0].instances)
             np.testing.assert_array_equal(frame.class_rgb, frames[0].class_rgb)
@@ -239,7 +242,8 @@ def test_walls_stand_on_the_ground(sequences, camera):
     for _, _, frame in _frames(sequences, camera):
         wall = np.all(frame.class_rgb == synth.CLASS_COLOURS["Building"], axis=-1)
         floor = np.all(frame.class_rgb == synth.CLASS_COLOURS["Road"], axis=-1) | np.all(
-            frame.class_rgb == synth.CLASS_COLOURS["Terrain"], axis=-1)
+            frame.class_rgb == synth.CLASS_COLOURS["Terrain"], axis=-1
+        )
         v, u = np.nonzero(wall[:-1] & floor[1:])
         upper, lower = frame.depth[v, u], frame.depth[v + 1, u]
         seams += len(v)
@@ -288,8 +292,9 @@ def test_files_round_trip_through_the_readers(tmp_path, sequences, camera):
 
 def test_cli_writes_the_virtual_kitti_2_layout(tmp_path):
     out = tmp_path / "data"
-    result = _run(tmp_path, "--out", str(out), "--scenes", "Scene01,Scene20", "--conditions", "clone,rain",
-                  "--frames", "3")
+    result = _run(
+        tmp_path, "--out", str(out), "--scenes", "Scene01,Scene20", "--conditions", "clone,rain", "--frames", "3"
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 12 frames" in result.output
     for scene in ("Scene01", "Scene20"):
@@ -325,17 +330,23 @@ def test_cli_overwrite_replaces_the_folder(tmp_path):
     out = tmp_path / "data"
     out.mkdir()
     (out / "keep.txt").write_text("old")
-    result = _run(tmp_path, "--out", str(out), "--frames", "1", "--scenes", "Scene01", "--conditions", "clone",
-                  "--overwrite")
+    result = _run(
+        tmp_path, "--out", str(out), "--frames", "1", "--scenes", "Scene01", "--conditions", "clone", "--overwrite"
+    )
     assert result.exit_code == 0, result.output
     assert not (out / "keep.txt").exists()
     assert synth.modality_path(out, "depth", "Scene01", "clone", 0).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "params.yaml"]
 
 
-@pytest.mark.parametrize("option, value, key", [("--frames", "0", "synth.frames"),
-                                                ("--scenes", "Scene03", "synth.scenes"),
-                                                ("--conditions", "dusk", "synth.conditions")])
+@pytest.mark.parametrize(
+    "option, value, key",
+    [
+        ("--frames", "0", "synth.frames"),
+        ("--scenes", "Scene03", "synth.scenes"),
+        ("--conditions", "dusk", "synth.conditions"),
+    ],
+)
 def test_cli_rejects_a_bad_param(tmp_path, option, value, key):
     out = tmp_path / "data"
     result = _run(tmp_path, "--out", str(out), option, value)

@@ -25,10 +25,23 @@ pytestmark = pytest.mark.slow  # minutes: end to end through YOLO, training or d
 
 H, W = 32, 64
 TRAIN_PARAMS = {
-    "model": {"unet_channels": [4, 8, 16], "attention_dim": 8, "attention_size": [4, 8], "fusion_channels": 16,
-              "head_channels": 8, "se_reduction": 4},
-    "train": {"epochs": 1, "workers": 0, "precision": "fp32", "warmup_steps": 2, "log_every": 1, "device": "cpu",
-              "lr": 3e-3},
+    "model": {
+        "unet_channels": [4, 8, 16],
+        "attention_dim": 8,
+        "attention_size": [4, 8],
+        "fusion_channels": 16,
+        "head_channels": 8,
+        "se_reduction": 4,
+    },
+    "train": {
+        "epochs": 1,
+        "workers": 0,
+        "precision": "fp32",
+        "warmup_steps": 2,
+        "log_every": 1,
+        "device": "cpu",
+        "lr": 3e-3,
+    },
 }
 
 
@@ -39,8 +52,14 @@ def workspace(tmp_path_factory, synth_tree, tiny_yolo) -> Path:
     shutil.copytree(synth_tree(frames=4), root / "data")
     shutil.copyfile(tiny_yolo, root / "seg.pt")
     params = {
-        "synth": {"out": str(root / "data"), "scenes": ["Scene01", "Scene02"], "conditions": ["clone", "fog"],
-                  "frames": 4, "image_width": 310, "image_height": 94},
+        "synth": {
+            "out": str(root / "data"),
+            "scenes": ["Scene01", "Scene02"],
+            "conditions": ["clone", "fog"],
+            "frames": 4,
+            "image_width": 310,
+            "image_height": 94,
+        },
         "data": {"root": str(root / "data"), "height": H, "width": W},
         "segmenter": {"weights": str(root / "seg.pt"), "imgsz": 64, "batch": 8, "device": "cpu"},
         "store": {"path": str(root / "store.zarr"), "shard_frames": 4, "val_fraction": 0.25},
@@ -77,12 +96,23 @@ def assert_same_weights(a: Path, b: Path, atol: float = 0.0) -> None:
         assert torch.allclose(first[key].float(), second[key].float(), rtol=1e-5 if atol else 0, atol=atol), key
 
 
-@pytest.mark.parametrize("model,mask_source,precision", [
-    ("unet", "none", "fp32"), ("mtdepth", "yolo", "bf16"), ("mtdepth", "gt", "fp32"), ("mtdepth", "none", "fp32")])
+@pytest.mark.parametrize(
+    "model,mask_source,precision",
+    [("unet", "none", "fp32"), ("mtdepth", "yolo", "bf16"), ("mtdepth", "gt", "fp32"), ("mtdepth", "none", "fp32")],
+)
 def test_train_each_model_and_mask_source(workspace, tmp_path, model, mask_source, precision):
     out = tmp_path / "run"
-    result = train(workspace / "params.yaml", "--model", model, "--mask-source", mask_source, "--precision", precision,
-                   "--out", str(out))
+    result = train(
+        workspace / "params.yaml",
+        "--model",
+        model,
+        "--mask-source",
+        mask_source,
+        "--precision",
+        precision,
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     assert f"on cpu, {precision}{' channels_last' if precision == 'bf16' else ''}," in result.output
     assert "epoch 1/1: loss" in result.output and "val RMSE" in result.output
@@ -122,8 +152,9 @@ finally:
 
 
 def run_train_process(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", PROBE, "train", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", PROBE, "train", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(workspace, tmp_path):
@@ -176,13 +207,35 @@ def test_resume_if_compatible_continues_keeps_or_restarts(workspace, tmp_path):
 
 def test_ddp_with_gloo_on_two_processes_matches_one_process_accumulating_two(workspace, tmp_path):
     params = write_params(workspace, "ddp", train={"epochs": 2, "batch": 2})
-    single = train(params, "--out", str(tmp_path / "single"), "--params", str(
-        write_params(workspace, "accumulate", train={"epochs": 2, "batch": 2, "accumulate": 2})))
+    single = train(
+        params,
+        "--out",
+        str(tmp_path / "single"),
+        "--params",
+        str(write_params(workspace, "accumulate", train={"epochs": 2, "batch": 2, "accumulate": 2})),
+    )
     assert single.exit_code == 0, single.output
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "mtdepth.cli", "train", "--params", str(params), "--out", str(tmp_path / "ddp")],
-                         capture_output=True, text=True, env=env, timeout=300)
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "mtdepth.cli",
+            "train",
+            "--params",
+            str(params),
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert ddp.returncode == 0, ddp.stdout + ddp.stderr
     assert "2 process(es)" in ddp.stdout and ddp.stdout.count("epoch 2/2:") == 1  # rank 0 alone reports
     one, two = (read_checkpoint(tmp_path / d / "last.pt") for d in ("single", "ddp"))
@@ -200,13 +253,20 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("changes,args,message", [
-    ({"sparse": {"keep_prob": 0.1}}, [], r"array 'sparse' was made with keep_prob=0.05, params say 0.1"),
-    ({}, ["--batch", "0"], r"train.batch must be >= 1, got 0"),
-    ({}, ["--lr", "0"], r"train.lr must be > 0"),
-    ({"model": {"attention_size": [64, 128]}}, [], r"model.attention_size \[64, 128\] is larger than the store's 32x64"),
-    ({"train": {"device": "cuda:0"}}, [], r"train.device: 'cuda:0' asked for, but this machine has no CUDA"),
-])
+@pytest.mark.parametrize(
+    "changes,args,message",
+    [
+        ({"sparse": {"keep_prob": 0.1}}, [], r"array 'sparse' was made with keep_prob=0.05, params say 0.1"),
+        ({}, ["--batch", "0"], r"train.batch must be >= 1, got 0"),
+        ({}, ["--lr", "0"], r"train.lr must be > 0"),
+        (
+            {"model": {"attention_size": [64, 128]}},
+            [],
+            r"model.attention_size \[64, 128\] is larger than the store's 32x64",
+        ),
+        ({"train": {"device": "cuda:0"}}, [], r"train.device: 'cuda:0' asked for, but this machine has no CUDA"),
+    ],
+)
 def test_bad_params_are_refused_in_one_line(workspace, tmp_path, changes, args, message):
     params = write_params(workspace, "bad", **changes)
     if "cuda" in str(changes) and torch.cuda.is_available():
@@ -235,19 +295,24 @@ def test_out_and_resume_mistakes_overwrite_nothing(workspace, tmp_path):
     assert "holds a run already" in one_line_error(train(params, "--model", "unet", "--out", str(run)))
     line = one_line_error(train(params, "--model", "mtdepth", "--epochs", "2", "--out", str(run), "--resume"))
     assert "cannot resume, its params differ: train.model=unet, now mtdepth" in line
-    assert "already trained for 1 epochs" in one_line_error(train(params, "--model", "unet", "--out", str(run), "--resume"))
+    assert "already trained for 1 epochs" in one_line_error(
+        train(params, "--model", "unet", "--out", str(run), "--resume")
+    )
     state = read_checkpoint(run / "last.pt")
     state["info"]["height"] = 16
     (tmp_path / "sized").mkdir()
     save_checkpoint(tmp_path / "sized" / "last.pt", state)
-    line = one_line_error(train(params, "--model", "unet", "--epochs", "2", "--out", str(tmp_path / "sized"), "--resume"))
+    line = one_line_error(
+        train(params, "--model", "unet", "--epochs", "2", "--out", str(tmp_path / "sized"), "--resume")
+    )
     assert "trained at 16x64, the store is 32x64" in line
     state = read_checkpoint(run / "last.pt")
     state["info"]["store_provenance"]["rgb"]["source"] = "another-dataset"
     (tmp_path / "other-store").mkdir()
     save_checkpoint(tmp_path / "other-store" / "last.pt", state)
-    line = one_line_error(train(params, "--model", "unet", "--epochs", "2", "--out", str(tmp_path / "other-store"),
-                                "--resume"))
+    line = one_line_error(
+        train(params, "--model", "unet", "--epochs", "2", "--out", str(tmp_path / "other-store"), "--resume")
+    )
     assert "the store differs from the one it trained on: rgb.source=another-dataset, now " in line
     (tmp_path / "cut").mkdir()
     (tmp_path / "cut" / "last.pt").write_bytes(before[: len(before) // 2])
@@ -273,4 +338,6 @@ def test_a_non_finite_loss_stops_with_the_last_good_checkpoint_kept(workspace, t
     line = one_line_error(train(params, "--out", str(run)))
     assert "training loss became nan" in line and "(epoch 2)" in line and "last.pt" in line
     state = read_checkpoint(run / "last.pt")
-    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert state["epoch"] == 1 and all(
+        torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point()
+    )

@@ -28,8 +28,17 @@ pytestmark = pytest.mark.slow  # minutes: real training subprocesses
 
 EPOCHS = 3
 TIMING = ("epoch_seconds", "data_wait_fraction")  # logged metrics that measure the machine, not the model
-TRAIN = {"model": "unet", "epochs": EPOCHS, "workers": 0, "precision": "fp32", "warmup_steps": 2, "log_every": 1,
-         "device": "cpu", "batch": 4, "compile": "off"}
+TRAIN = {
+    "model": "unet",
+    "epochs": EPOCHS,
+    "workers": 0,
+    "precision": "fp32",
+    "warmup_steps": 2,
+    "log_every": 1,
+    "device": "cpu",
+    "batch": 4,
+    "compile": "off",
+}
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +89,16 @@ def assert_no_debris(run: Path) -> None:
     assert not run.with_name(run.name + ".lock").exists()
 
 
-@pytest.mark.parametrize("point,resume", [
-    ("train.log:2", "--resume"),                     # epoch 2 trained, nothing of it written
-    ("train.checkpoint:2", "--resume"),              # epoch 2 logged, not checkpointed (the duplicated point)
-    ("atomic_write.rename:3", "--resume-if-compatible"),  # inside epoch 2's first checkpoint write: a temporary
-    ("train.last:2", "--resume"),                    # between best.pt and last.pt
-    ("train.epoch:2", "--resume-if-compatible"),     # after last.pt
-])
+@pytest.mark.parametrize(
+    "point,resume",
+    [
+        ("train.log:2", "--resume"),  # epoch 2 trained, nothing of it written
+        ("train.checkpoint:2", "--resume"),  # epoch 2 logged, not checkpointed (the duplicated point)
+        ("atomic_write.rename:3", "--resume-if-compatible"),  # inside epoch 2's first checkpoint write: a temporary
+        ("train.last:2", "--resume"),  # between best.pt and last.pt
+        ("train.epoch:2", "--resume-if-compatible"),  # after last.pt
+    ],
+)
 def test_kill_then_resume_equals_an_uninterrupted_run(workspace, tmp_path, point, resume):
     params, out = workspace / "params.yaml", tmp_path / "run"
     killed = train(params, out, halt=point)

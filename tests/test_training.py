@@ -25,13 +25,20 @@ def street_batch(batch: int = 2, seed: int = 0) -> dict:
     depth[:, :, :4] = 0  # sky
     keep = (torch.rand(batch, 1, H, W, generator=g) < 0.1).float()
     sparse = depth * keep
-    return {"rgb": torch.rand(batch, 3, H, W, generator=g), "sparse": sparse, "valid": (sparse > 0).float(),
-            "mask": obj.expand(batch, 1, H, W).clone(), "depth": depth, "gt_mask": obj.expand(batch, 1, H, W).clone()}
+    return {
+        "rgb": torch.rand(batch, 3, H, W, generator=g),
+        "sparse": sparse,
+        "valid": (sparse > 0).float(),
+        "mask": obj.expand(batch, 1, H, W).clone(),
+        "depth": depth,
+        "gt_mask": obj.expand(batch, 1, H, W).clone(),
+    }
 
 
 def settings(**changes) -> StepSettings:
-    return StepSettings(**{"device": CPU, "lr": 3e-3, "warmup_steps": 0, "schedule": "constant", "log_every": 1000,
-                           **changes})
+    return StepSettings(
+        **{"device": CPU, "lr": 3e-3, "warmup_steps": 0, "schedule": "constant", "log_every": 1000, **changes}
+    )
 
 
 def small_mtdepth() -> MTDepth:
@@ -65,7 +72,12 @@ def test_accumulating_two_half_batches_equals_one_full_batch_without_batch_norm_
     for batches, accumulate in (([batch], 1), (halves, 2)):
         torch.manual_seed(0)
         model = UNetBaseline(channels=(4, 8))
-        trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=1e-3), MultiTaskLoss(w_obj=0.0), settings(accumulate=accumulate))
+        trainer = Trainer(
+            model,
+            torch.optim.SGD(model.parameters(), lr=1e-3),
+            MultiTaskLoss(w_obj=0.0),
+            settings(accumulate=accumulate),
+        )
         for m in model.modules():  # batch statistics differ between halves: freeze BN
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.train = lambda mode=True, m=m: torch.nn.Module.train(m, False)
@@ -98,7 +110,7 @@ def test_rank_samplers_split_global_batches_and_blocks():
     ranks = [RankTrainSampler(shards, seed=3, batch=2, rank=r, world=2) for r in range(2)]
     orders = [list(r) for r in ranks]
     assert len(orders[0]) == len(orders[1]) == len(ranks[0]) == 10
-    interleaved = [p for k in range(5) for r in range(2) for p in orders[r][2 * k:2 * k + 2]]
+    interleaved = [p for k in range(5) for r in range(2) for p in orders[r][2 * k : 2 * k + 2]]
     assert interleaved == single  # DDP global batch k == one process's micro-batches 2k, 2k+1
     padded = [list(RankTrainSampler(shards[:18], seed=3, batch=4, rank=r, world=2)) for r in range(2)]
     assert len(padded[0]) == len(padded[1]) == 12 and set(padded[0] + padded[1]) == set(range(18))
@@ -113,4 +125,5 @@ def test_compile_is_chosen_for_long_runs_only():
     assert use_compile("on", 1) and not use_compile("off", 10**6)
     assert not use_compile("auto", COMPILE_MIN_STEPS - 1)  # the tests' runs: never compiled
     import shutil
+
     assert use_compile("auto", COMPILE_MIN_STEPS) == any(shutil.which(c) for c in ("cc", "gcc", "clang"))

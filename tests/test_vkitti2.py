@@ -91,7 +91,9 @@ def test_index_finds_every_frame_sorted_with_keys_paths_and_intrinsics(tmp_path,
     assert refs[4].key == "Scene01/fog/Camera_0/00001"
     for ref in refs:
         for field in ALL_FIELDS:
-            assert getattr(ref, field) == frame_file(root, layout, field, ref.scene, ref.condition, ref.camera, ref.index)
+            assert getattr(ref, field) == frame_file(
+                root, layout, field, ref.scene, ref.condition, ref.camera, ref.index
+            )
         assert ref.intrinsics == pytest.approx(fmt.INTRINSICS)
 
 
@@ -201,13 +203,15 @@ def test_load_frame_resizes_invalidates_sky_and_far_and_scales_intrinsics(tmp_pa
     assert valid.max() <= 60.0 and (frame.depth == 0).sum() > 0
     np.testing.assert_array_equal(frame.depth[:, 0], 0)  # sky columns
     near = load_frame(ref, height, width, max_depth=655.34)
-    far = (near.depth > 60.0)
+    far = near.depth > 60.0
     np.testing.assert_array_equal(frame.depth[far], 0)
     np.testing.assert_array_equal(frame.depth[~far], near.depth[~far])
     assert set(np.unique(frame.instances)) == {0, INSTANCE_ID}
     np.testing.assert_array_equal(frame.gt_mask, (frame.instances > 0).astype(np.uint8))
     fx, fy, cx, cy = fmt.INTRINSICS
-    assert frame.intrinsics == pytest.approx((fx * width / WIDTH, fy * height / HEIGHT, cx * width / WIDTH, cy * height / HEIGHT))
+    assert frame.intrinsics == pytest.approx(
+        (fx * width / WIDTH, fy * height / HEIGHT, cx * width / WIDTH, cy * height / HEIGHT)
+    )
 
 
 def test_load_frame_without_instances_or_intrinsics(tmp_path):
@@ -322,7 +326,10 @@ def test_cli_bad_inputs_exit_2_with_one_line_naming_the_file(tmp_path, corrupt):
 
 @pytest.mark.parametrize(
     ("option", "value", "needles"),
-    [("--scenes", "Scene01,Scene99", ["'Scene99'", "Scene01, Scene02"]), ("--conditions", "snow", ["'snow'", "clone, fog"])],
+    [
+        ("--scenes", "Scene01,Scene99", ["'Scene99'", "Scene01, Scene02"]),
+        ("--conditions", "snow", ["'snow'", "clone, fog"]),
+    ],
 )
 def test_cli_unknown_scene_or_condition_exit_2(tmp_path, option, value, needles):
     root = make_tree(tmp_path, "split")

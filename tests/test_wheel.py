@@ -43,10 +43,16 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", work / "dist", source, cwd=work)
     (wheel,) = (work / "dist").glob("mtdepth-*.whl")
     sh(sys.executable, "-m", "venv", work / "venv", cwd=work)
-    purelib = Path(sh(work / "venv/bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-                      cwd=work).strip())
-    dependencies = [p for p in {*site.getsitepackages(), *(p for p in sys.path if p.endswith("site-packages"))}
-                    if not Path(p).resolve().is_relative_to(ROOT)]
+    purelib = Path(
+        sh(
+            work / "venv/bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=work
+        ).strip()
+    )
+    dependencies = [
+        p
+        for p in {*site.getsitepackages(), *(p for p in sys.path if p.endswith("site-packages"))}
+        if not Path(p).resolve().is_relative_to(ROOT)
+    ]
     (purelib / "dependencies.pth").write_text("\n".join(dependencies) + "\n")
     sh(work / "venv/bin/python", "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel, cwd=work)
     return work / "venv/bin", wheel
@@ -62,23 +68,63 @@ def test_the_wheel_holds_every_subpackage_and_the_shipped_weights(installed):
 def test_the_installed_copy_runs_the_pipeline_outside_the_repository(installed, tmp_path):
     bin_dir, _ = installed
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": ""}
-    where = sh(bin_dir / "python", "-c", "import mtdepth.pipeline.models as m; print(m.__file__)", cwd=tmp_path, env=env)
+    where = sh(
+        bin_dir / "python", "-c", "import mtdepth.pipeline.models as m; print(m.__file__)", cwd=tmp_path, env=env
+    )
     assert Path(where.strip()).is_relative_to(bin_dir.parent), where  # the wheel's copy, not the repository
     assert "synth" in sh("mtdepth", "--help", cwd=tmp_path, env=env)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
-        "synth": {"out": "data", "scenes": ["Scene01", "Scene02"], "conditions": ["clone"], "frames": 2,
-                  "image_width": 310, "image_height": 94},
-        "data": {"root": "data", "height": 32, "width": 64},
-        "store": {"path": "store.zarr", "shard_frames": 2, "mask_sources": ["gt"], "val_fraction": 0.25},
-        "model": {"unet_channels": [4, 8], "attention_dim": 8, "attention_size": [4, 8], "fusion_channels": 8,
-                  "head_channels": 8, "se_reduction": 2},
-        "train": {"epochs": 1, "batch": 4, "workers": 0, "device": "cpu", "precision": "fp32", "compile": "off",
-                  "mask_source": "gt", "out": "runs/train"},
-    }))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "synth": {
+                    "out": "data",
+                    "scenes": ["Scene01", "Scene02"],
+                    "conditions": ["clone"],
+                    "frames": 2,
+                    "image_width": 310,
+                    "image_height": 94,
+                },
+                "data": {"root": "data", "height": 32, "width": 64},
+                "store": {"path": "store.zarr", "shard_frames": 2, "mask_sources": ["gt"], "val_fraction": 0.25},
+                "model": {
+                    "unet_channels": [4, 8],
+                    "attention_dim": 8,
+                    "attention_size": [4, 8],
+                    "fusion_channels": 8,
+                    "head_channels": 8,
+                    "se_reduction": 2,
+                },
+                "train": {
+                    "epochs": 1,
+                    "batch": 4,
+                    "workers": 0,
+                    "device": "cpu",
+                    "precision": "fp32",
+                    "compile": "off",
+                    "mask_source": "gt",
+                    "out": "runs/train",
+                },
+            }
+        )
+    )
     sh("mtdepth", "synth", cwd=tmp_path, env=env)
     sh("mtdepth", "segment", cwd=tmp_path, env=env)
     assert "epoch 1/1" in sh("mtdepth", "train", cwd=tmp_path, env=env)
     write_frame(tmp_path / "frames", "a", 40, 70)
-    sh("mtdepth", "predict", "--checkpoint", "runs/train/last.pt", "--input", "frames", "--out", "dense",
-       "--mask-source", "none", "--device", "cpu", cwd=tmp_path, env=env)
+    sh(
+        "mtdepth",
+        "predict",
+        "--checkpoint",
+        "runs/train/last.pt",
+        "--input",
+        "frames",
+        "--out",
+        "dense",
+        "--mask-source",
+        "none",
+        "--device",
+        "cpu",
+        cwd=tmp_path,
+        env=env,
+    )
     assert (tmp_path / "dense/a.png").is_file()

@@ -1,8 +1,8 @@
 """The networks: U-Net depth branch, cross-attention, fusion, SE head, MT-Depth (one part per file).
 
-    model = build_model({"name": "mtdepth", ...})   # or MTDepth(...), UNetBaseline(...)
-    out = model(rgb, sparse, valid, mask)            # {"init", "final", "mask_logits"}, metres
-    build_model(model.config)                        # the same architecture again
+model = build_model({"name": "mtdepth", ...})   # or MTDepth(...), UNetBaseline(...)
+out = model(rgb, sparse, valid, mask)            # {"init", "final", "mask_logits"}, metres
+build_model(model.config)                        # the same architecture again
 """
 
 from __future__ import annotations
@@ -14,8 +14,17 @@ from mtdepth.pipeline.models.cross_attention import QUERIES, CrossAttention
 from mtdepth.pipeline.models.mtdepth import DepthCompletionNet, MTDepth, UNetBaseline
 from mtdepth.pipeline.models.unet import UNet
 
-__all__ = ["MODELS", "QUERIES", "CrossAttention", "DepthCompletionNet", "MTDepth", "UNet", "UNetBaseline",
-           "build_model", "new_model"]
+__all__ = [
+    "MODELS",
+    "QUERIES",
+    "CrossAttention",
+    "DepthCompletionNet",
+    "MTDepth",
+    "UNet",
+    "UNetBaseline",
+    "build_model",
+    "new_model",
+]
 
 MODELS = {"mtdepth": MTDepth, "unet": UNetBaseline}
 
@@ -35,12 +44,24 @@ def build_model(config: dict) -> DepthCompletionNet:
 def new_model(params) -> DepthCompletionNet:
     """The network `params` (a Params) describe: train.model, model.*, data.max_depth."""
     m = params.model
-    config = {"name": params.train.model, "channels": list(m.unet_channels), "max_depth": params.data.max_depth,
-              "init_depth": m.init_depth, "prefill": m.prefill, "output": m.output, "keep_sparse": m.keep_sparse}
+    config = {
+        "name": params.train.model,
+        "channels": list(m.unet_channels),
+        "max_depth": params.data.max_depth,
+        "init_depth": m.init_depth,
+        "prefill": m.prefill,
+        "output": m.output,
+        "keep_sparse": m.keep_sparse,
+    }
     if params.train.model == "mtdepth":
-        config.update(attention_dim=m.attention_dim, attention_size=list(m.attention_size),
-                      fusion_channels=m.fusion_channels, head_channels=m.head_channels, se_reduction=m.se_reduction,
-                      query=m.query)
+        config.update(
+            attention_dim=m.attention_dim,
+            attention_size=list(m.attention_size),
+            fusion_channels=m.fusion_channels,
+            head_channels=m.head_channels,
+            se_reduction=m.se_reduction,
+            query=m.query,
+        )
     return build_model(config)
 
 

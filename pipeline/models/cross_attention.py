@@ -77,8 +77,10 @@ class CrossAttention(nn.Module):
         elif self.query == "mask_feat":
             seg = torch.cat([seg, coarse], dim=1)
         # (B, 1 head, N = h * w, C_a)
-        q, k, v = (proj(x).flatten(2).transpose(1, 2).unsqueeze(1)
-                   for proj, x in ((self.to_q, seg), (self.to_k, coarse), (self.to_v, coarse)))
+        q, k, v = (
+            proj(x).flatten(2).transpose(1, 2).unsqueeze(1)
+            for proj, x in ((self.to_q, seg), (self.to_k, coarse), (self.to_v, coarse))
+        )
         attended = F.scaled_dot_product_attention(q, k, v)  # softmax(QK^T / sqrt(C_a)) V
         attended = attended.squeeze(1).transpose(1, 2).reshape(batch, self.dim, grid_h, grid_w)
         context = F.relu(self.out(attended))  # eq. 9, (B, C_d, h, w)

@@ -30,7 +30,11 @@ class SqueezeExcitation(nn.Module):
             raise ValueError(f"reduction must be >= 1, got {reduction!r}")
         hidden = max(1, channels // reduction)
         self.gate = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), conv1x1(channels, hidden), nn.ReLU(inplace=True), conv1x1(hidden, channels), nn.Sigmoid()
+            nn.AdaptiveAvgPool2d(1),
+            conv1x1(channels, hidden),
+            nn.ReLU(inplace=True),
+            conv1x1(hidden, channels),
+            nn.Sigmoid(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

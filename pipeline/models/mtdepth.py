@@ -62,8 +62,15 @@ def _inverse_softplus(y: float) -> float:
 class DepthCompletionNet(nn.Module):
     """What both networks share: input normalisation, the depth branch, the output transform."""
 
-    def __init__(self, channels: Sequence[int], max_depth: float, init_depth: float, prefill: str = "none",
-                 output: str = "absolute", keep_sparse: bool = False):
+    def __init__(
+        self,
+        channels: Sequence[int],
+        max_depth: float,
+        init_depth: float,
+        prefill: str = "none",
+        output: str = "absolute",
+        keep_sparse: bool = False,
+    ):
         super().__init__()
         if not 0 < init_depth < max_depth:
             raise ValueError(f"init_depth must be in (0, max_depth={max_depth}), got {init_depth!r}")
@@ -128,16 +135,28 @@ class UNetBaseline(DepthCompletionNet):
         prefill, output, keep_sparse: the fill it completes, absolute or residual output, samples kept.
     """
 
-    def __init__(self, channels: Sequence[int] = (8, 16, 32, 64, 128), max_depth: float = 80.0,
-                 init_depth: float = 20.0, prefill: str = "none", output: str = "absolute", keep_sparse: bool = False):
+    def __init__(
+        self,
+        channels: Sequence[int] = (8, 16, 32, 64, 128),
+        max_depth: float = 80.0,
+        init_depth: float = 20.0,
+        prefill: str = "none",
+        output: str = "absolute",
+        keep_sparse: bool = False,
+    ):
         super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse)
         _init_weights(self)
         self._init_outputs(self.unet.depth_out)
 
     @property
     def config(self) -> dict:
-        return {"name": "unet", "channels": list(self.unet.channels), "max_depth": self.max_depth,
-                "init_depth": self.init_depth, **self._output_config}
+        return {
+            "name": "unet",
+            "channels": list(self.unet.channels),
+            "max_depth": self.max_depth,
+            "init_depth": self.init_depth,
+            **self._output_config,
+        }
 
     def forward(self, rgb, sparse, valid, mask=None, fill=None) -> dict:
         _, raw = self._features(rgb, sparse, valid, fill)
@@ -161,31 +180,55 @@ class MTDepth(DepthCompletionNet):
         prefill, output, keep_sparse: the fill it completes, absolute or residual outputs, samples kept.
     """
 
-    def __init__(self, channels: Sequence[int] = (8, 16, 32, 64, 128), attention_dim: int = 32,
-                 attention_size: Sequence[int] = (16, 32), fusion_channels: int = 128, head_channels: int = 64,
-                 se_reduction: int = 16, query: str = "mask", max_depth: float = 80.0, init_depth: float = 20.0,
-                 prefill: str = "none", output: str = "absolute", keep_sparse: bool = False):
+    def __init__(
+        self,
+        channels: Sequence[int] = (8, 16, 32, 64, 128),
+        attention_dim: int = 32,
+        attention_size: Sequence[int] = (16, 32),
+        fusion_channels: int = 128,
+        head_channels: int = 64,
+        se_reduction: int = 16,
+        query: str = "mask",
+        max_depth: float = 80.0,
+        init_depth: float = 20.0,
+        prefill: str = "none",
+        output: str = "absolute",
+        keep_sparse: bool = False,
+    ):
         super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse)
         c = self.unet.feature_channels
         self.attention = CrossAttention(c, attention_dim, tuple(attention_size), query)
         self.fusion = Fusion(c, fusion_channels)
         self.head = DepthHead(fusion_channels, head_channels, se_reduction)
         self.mask_head = MaskHead(fusion_channels)
-        self._args = {"attention_dim": attention_dim, "attention_size": list(attention_size),
-                      "fusion_channels": fusion_channels, "head_channels": head_channels,
-                      "se_reduction": se_reduction, "query": query}
+        self._args = {
+            "attention_dim": attention_dim,
+            "attention_size": list(attention_size),
+            "fusion_channels": fusion_channels,
+            "head_channels": head_channels,
+            "se_reduction": se_reduction,
+            "query": query,
+        }
         _init_weights(self)
         self._init_outputs(self.unet.depth_out, self.head.depth_out)
 
     @property
     def config(self) -> dict:
-        return {"name": "mtdepth", "channels": list(self.unet.channels), **self._args, "max_depth": self.max_depth,
-                "init_depth": self.init_depth, **self._output_config}
+        return {
+            "name": "mtdepth",
+            "channels": list(self.unet.channels),
+            **self._args,
+            "max_depth": self.max_depth,
+            "init_depth": self.init_depth,
+            **self._output_config,
+        }
 
     def forward(self, rgb, sparse, valid, mask, fill=None) -> dict:
         features, raw_init = self._features(rgb, sparse, valid, fill)  # F_depth (B, C, H, W)
         attended = self.attention(features, mask)  # F_att (B, C, H, W)
         fused = self.fusion(attended, features)  # F_fused (B, C', H, W)
-        return {"init": self._depth(raw_init, sparse, valid, fill),
-                "final": self._depth(self.head(fused), sparse, valid, fill),
-                "mask_logits": self.mask_head(fused).float()}
+        return {
+            "init": self._depth(raw_init, sparse, valid, fill),
+            "final": self._depth(self.head(fused), sparse, valid, fill),
+            "mask_logits": self.mask_head(fused).float(),
+        }

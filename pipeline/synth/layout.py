@@ -12,13 +12,61 @@ import numpy as np
 
 from mtdepth.pipeline import vkitti2_format as vk
 from mtdepth.pipeline.synth.world import (
-    BACKDROP_BEYOND, BACKDROP_HEIGHT, BACKDROP_WAVE, BLOCK_LENGTH, BUILDING_DEPTH, BUILDING_GAP, BUILDING_LENGTH,
-    CAMERA_STEP, CLASS_IDS, FACADE, FACADE_COLOURS, FOLIAGE, FOLIAGE_COLOUR, GRAIN_SIZE, KERB_COLOUR, LANE_WIDTH,
-    LAWN_COLOUR, LEAD_CHANCE, LEAD_DISTANCE, LEAD_SWAY, LEAD_SWAY_PERIOD, MARKING_COLOUR, NEAR_CLIP, OBJECT_RANGE,
-    PARKING_WIDTH, PERSON_DEPTH, PLAIN, POLE_MIX, POLE_OFFSET, PROP_GAP, ROAD, ROAD_COLOUR, SIDEWALK,
-    SIDEWALK_COLOUR, SIDEWALK_WIDTH, STATIC_RANGE, STYLES, TRAFFIC_SPEED, TREE_OFFSET, VEHICLE_MIX, VEHICLE_SIZE,
-    WALKWAYS, WALK_SPEED, WINDOW_SPACING, _BUILDINGS, _LEAD, _PARKED, _PROPS, _STYLE, _TEXTURE, _TRAFFIC, _WALKERS,
-    _jitter, _pick, _rng,
+    BACKDROP_BEYOND,
+    BACKDROP_HEIGHT,
+    BACKDROP_WAVE,
+    BLOCK_LENGTH,
+    BUILDING_DEPTH,
+    BUILDING_GAP,
+    BUILDING_LENGTH,
+    CAMERA_STEP,
+    CLASS_IDS,
+    FACADE,
+    FACADE_COLOURS,
+    FOLIAGE,
+    FOLIAGE_COLOUR,
+    GRAIN_SIZE,
+    KERB_COLOUR,
+    LANE_WIDTH,
+    LAWN_COLOUR,
+    LEAD_CHANCE,
+    LEAD_DISTANCE,
+    LEAD_SWAY,
+    LEAD_SWAY_PERIOD,
+    MARKING_COLOUR,
+    NEAR_CLIP,
+    OBJECT_RANGE,
+    PARKING_WIDTH,
+    PERSON_DEPTH,
+    PLAIN,
+    POLE_MIX,
+    POLE_OFFSET,
+    PROP_GAP,
+    ROAD,
+    ROAD_COLOUR,
+    SIDEWALK,
+    SIDEWALK_COLOUR,
+    SIDEWALK_WIDTH,
+    STATIC_RANGE,
+    STYLES,
+    TRAFFIC_SPEED,
+    TREE_OFFSET,
+    VEHICLE_MIX,
+    VEHICLE_SIZE,
+    WALKWAYS,
+    WALK_SPEED,
+    WINDOW_SPACING,
+    _BUILDINGS,
+    _LEAD,
+    _PARKED,
+    _PROPS,
+    _STYLE,
+    _TEXTURE,
+    _TRAFFIC,
+    _WALKERS,
+    _jitter,
+    _pick,
+    _rng,
 )
 from mtdepth.pipeline.synth.parts import lamp_post, pedestrian_parts, sign, traffic_light, tree, vehicle_parts
 
@@ -42,16 +90,29 @@ class _SurfaceBook:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
 
-    def add(self, colour: tuple, class_name: str, kind: int = PLAIN,
-            origin: float = 0.0, spacing: float = 0.0, top: float = 0.0) -> int:
+    def add(
+        self,
+        colour: tuple,
+        class_name: str,
+        kind: int = PLAIN,
+        origin: float = 0.0,
+        spacing: float = 0.0,
+        top: float = 0.0,
+    ) -> int:
         self.rows.append((colour, CLASS_IDS[class_name], 0, kind, origin, spacing, top))
         return len(self.rows) - 1
 
     def table(self) -> Surfaces:
         colour, class_id, instance, kind, origin, spacing, top = zip(*self.rows)
-        return Surfaces(np.array(colour, np.float32), np.array(class_id, np.uint8), np.array(instance, np.uint8),
-                        np.array(kind, np.uint8), np.array(origin, np.float32), np.array(spacing, np.float32),
-                        np.array(top, np.float32))
+        return Surfaces(
+            np.array(colour, np.float32),
+            np.array(class_id, np.uint8),
+            np.array(instance, np.uint8),
+            np.array(kind, np.uint8),
+            np.array(origin, np.float32),
+            np.array(spacing, np.float32),
+            np.array(top, np.float32),
+        )
 
 
 @dataclass(eq=False)
@@ -100,14 +161,27 @@ class Street:
     grain: np.ndarray  # (GRAIN_SIZE, GRAIN_SIZE) float32 in [-1, 1]
 
 
-_BUILDING = np.dtype([("side", np.int8), ("face", np.float32), ("z0", np.float32), ("z1", np.float32),
-                      ("depth", np.float32), ("height", np.float32), ("surface", np.int32)])
+_BUILDING = np.dtype(
+    [
+        ("side", np.int8),
+        ("face", np.float32),
+        ("z0", np.float32),
+        ("z1", np.float32),
+        ("depth", np.float32),
+        ("height", np.float32),
+        ("surface", np.int32),
+    ]
+)
 
 
-def _place_along(seed: int, scene: str, key: tuple[int, ...], z_range: tuple[float, float],
-                 gap: Callable[[np.random.Generator], float],
-                 make: Callable[[np.random.Generator], tuple[float, object]],
-                 ) -> Iterator[tuple[float, float, object, tuple]]:
+def _place_along(
+    seed: int,
+    scene: str,
+    key: tuple[int, ...],
+    z_range: tuple[float, float],
+    gap: Callable[[np.random.Generator], float],
+    make: Callable[[np.random.Generator], tuple[float, object]],
+) -> Iterator[tuple[float, float, object, tuple]]:
     """Lay things out along Z block by block: yields (start, length, thing, order key).
 
     `make` returns (length, thing); things never straddle a block's end, so each block is
@@ -127,6 +201,7 @@ def _place_along(seed: int, scene: str, key: tuple[int, ...], z_range: tuple[flo
 
 def _lay_out_buildings(seed, scene, style, book, side, facade_at, z_range) -> list[tuple]:
     """Buildings on one side as _BUILDING rows, with gaps; each one a surface of its own."""
+
     def gap(rng):
         return rng.uniform(*BUILDING_GAP) if rng.random() < style.gap_chance else 0.0
 
@@ -136,8 +211,14 @@ def _lay_out_buildings(seed, scene, style, book, side, facade_at, z_range) -> li
     rows = []
     for z0, length, rng, _ in _place_along(seed, scene, (_BUILDINGS, side), z_range, gap, make):
         height = rng.uniform(*style.height)
-        surface = book.add(_jitter(rng, _pick(rng, FACADE_COLOURS)), "Building", FACADE,
-                           origin=z0 + rng.uniform(0, 1), spacing=rng.uniform(*WINDOW_SPACING), top=height)
+        surface = book.add(
+            _jitter(rng, _pick(rng, FACADE_COLOURS)),
+            "Building",
+            FACADE,
+            origin=z0 + rng.uniform(0, 1),
+            spacing=rng.uniform(*WINDOW_SPACING),
+            top=height,
+        )
         face = facade_at + rng.uniform(*style.setback)
         rows.append((side, face, z0, z0 + length, rng.uniform(*BUILDING_DEPTH), height, surface))
     return rows
@@ -177,25 +258,33 @@ def _choose_vehicle(rng: np.random.Generator) -> str:
 
 def _vehicle_row(seed, scene, book, key, x, heading, speed, gap, z_range) -> list[Track]:
     """Vehicles in one lane or parking strip, all at one speed, so they never collide."""
+
     def make(rng):
         class_name = _choose_vehicle(rng)
         length, parts = vehicle_parts(rng, class_name, heading)
         return length, (class_name, parts)
 
-    return [_track(order, class_name, x, z + length / 2, speed, parts, book)
-            for z, length, (class_name, parts), order in _place_along(seed, scene, key, z_range,
-                                                                      lambda r: r.uniform(*gap), make)]
+    return [
+        _track(order, class_name, x, z + length / 2, speed, parts, book)
+        for z, length, (class_name, parts), order in _place_along(
+            seed, scene, key, z_range, lambda r: r.uniform(*gap), make
+        )
+    ]
 
 
 def _walker_row(seed, scene, book, key, x, speed, gap, z_range) -> list[Track]:
     """Pedestrians on one walkway, all at one speed along Z (0: standing)."""
+
     def make(rng):
         parts, swing = pedestrian_parts(rng)
         return PERSON_DEPTH, (parts, swing * (speed != 0), rng.uniform(0, 2 * np.pi))
 
-    return [_track(order, "Pedestrian", x, z + depth / 2, speed, parts, book, swing=swing, phase=phase)
-            for z, depth, (parts, swing, phase), order in _place_along(seed, scene, key, z_range,
-                                                                       lambda r: r.uniform(*gap), make)]
+    return [
+        _track(order, "Pedestrian", x, z + depth / 2, speed, parts, book, swing=swing, phase=phase)
+        for z, depth, (parts, swing, phase), order in _place_along(
+            seed, scene, key, z_range, lambda r: r.uniform(*gap), make
+        )
+    ]
 
 
 def _moving_range(speed: float, step: float, frames: int, margin: float) -> tuple[float, float]:
@@ -218,10 +307,15 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
     dashed = [True] + [k < lanes for s in (-1, 1) for k in range(1, lanes + 1)]
 
     book = _SurfaceBook()
-    for colour, class_name, kind in ((vk.CLASS_COLORS["Sky"], "Sky", PLAIN), (ROAD_COLOUR, "Road", ROAD),
-                                     (MARKING_COLOUR, "Road", PLAIN), (SIDEWALK_COLOUR, "Road", SIDEWALK),
-                                     (KERB_COLOUR, "Road", PLAIN), (LAWN_COLOUR, "Terrain", FOLIAGE),
-                                     (FOLIAGE_COLOUR, "Vegetation", FOLIAGE)):
+    for colour, class_name, kind in (
+        (vk.CLASS_COLORS["Sky"], "Sky", PLAIN),
+        (ROAD_COLOUR, "Road", ROAD),
+        (MARKING_COLOUR, "Road", PLAIN),
+        (SIDEWALK_COLOUR, "Road", SIDEWALK),
+        (KERB_COLOUR, "Road", PLAIN),
+        (LAWN_COLOUR, "Terrain", FOLIAGE),
+        (FOLIAGE_COLOUR, "Vegetation", FOLIAGE),
+    ):
         book.add(colour, class_name, kind)
 
     last_z = step * (frames - 1)
@@ -237,8 +331,13 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
     low, high = BACKDROP_HEIGHT
     for side_index in range(2):
         deepest = walk_edges[side_index] + style.setback[1] + BUILDING_DEPTH[1]  # behind any building
-        backdrop[side_index] = (deepest + BACKDROP_BEYOND, (low + high) / 2, (high - low) / 2,
-                                rng.uniform(*BACKDROP_WAVE), rng.uniform(0, 2 * np.pi))
+        backdrop[side_index] = (
+            deepest + BACKDROP_BEYOND,
+            (low + high) / 2,
+            (high - low) / 2,
+            rng.uniform(*BACKDROP_WAVE),
+            rng.uniform(0, 2 * np.pi),
+        )
 
     tracks = []
     longest = max(length[1] for length, _, _ in VEHICLE_SIZE.values())
@@ -252,30 +351,73 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
                 continue  # the camera's lane: only lead vehicles
             lane_rng = _rng(seed, scene, _TRAFFIC, side, lane)
             speed = heading * lane_rng.uniform(*TRAFFIC_SPEED)
-            tracks += _vehicle_row(seed, scene, book, (_TRAFFIC, side, lane), side * (lane + 0.5) * LANE_WIDTH, heading,
-                                   speed, style.traffic_gap, _moving_range(speed, step, frames, longest))
+            tracks += _vehicle_row(
+                seed,
+                scene,
+                book,
+                (_TRAFFIC, side, lane),
+                side * (lane + 0.5) * LANE_WIDTH,
+                heading,
+                speed,
+                style.traffic_gap,
+                _moving_range(speed, step, frames, longest),
+            )
         for walkway, (across, walk_heading) in enumerate(WALKWAYS):
             walk_rng = _rng(seed, scene, _WALKERS, side, walkway)
             speed = walk_heading * walk_rng.uniform(*WALK_SPEED)
             x = side * (kerbs[side_index] + across * (walk_edges[side_index] - kerbs[side_index]))
-            tracks += _walker_row(seed, scene, book, (_WALKERS, side, walkway), x, speed, style.walker_gap,
-                                  _moving_range(speed, step, frames, longest))
+            tracks += _walker_row(
+                seed,
+                scene,
+                book,
+                (_WALKERS, side, walkway),
+                x,
+                speed,
+                style.walker_gap,
+                _moving_range(speed, step, frames, longest),
+            )
     lead_rng = _rng(seed, scene, _LEAD)
     if lead_rng.random() < LEAD_CHANCE:
         class_name = _choose_vehicle(lead_rng)
         _, parts = vehicle_parts(lead_rng, class_name, 1.0)
-        tracks.append(_track((_LEAD,), class_name, camera_x, lead_rng.uniform(*LEAD_DISTANCE), step, parts, book,
-                             sway=lead_rng.uniform(*LEAD_SWAY), sway_period=lead_rng.uniform(*LEAD_SWAY_PERIOD),
-                             phase=lead_rng.uniform(0, 2 * np.pi)))
+        tracks.append(
+            _track(
+                (_LEAD,),
+                class_name,
+                camera_x,
+                lead_rng.uniform(*LEAD_DISTANCE),
+                step,
+                parts,
+                book,
+                sway=lead_rng.uniform(*LEAD_SWAY),
+                sway_period=lead_rng.uniform(*LEAD_SWAY_PERIOD),
+                phase=lead_rng.uniform(0, 2 * np.pi),
+            )
+        )
 
     surfaces = book.table()
     tracks = _assign_instances(tracks, surfaces, step, frames)
     props_lo = np.array([b[0][0] for b in props], np.float32).reshape(-1, 3)
     props_hi = np.array([b[0][1] for b in props], np.float32).reshape(-1, 3)
     grain = _rng(seed, scene, _TEXTURE).uniform(-1, 1, (GRAIN_SIZE, GRAIN_SIZE)).astype(np.float32)
-    return Street(seed, scene, step, camera_x, kerbs, walk_edges, np.array(lines, np.float32), np.array(dashed),
-                  buildings, backdrop, props_lo, props_hi, np.array([b[1] for b in props], np.int32),
-                  tracks, surfaces, grain)
+    return Street(
+        seed,
+        scene,
+        step,
+        camera_x,
+        kerbs,
+        walk_edges,
+        np.array(lines, np.float32),
+        np.array(dashed),
+        buildings,
+        backdrop,
+        props_lo,
+        props_hi,
+        np.array([b[1] for b in props], np.int32),
+        tracks,
+        surfaces,
+        grain,
+    )
 
 
 # ============================================================================= tracks over time
@@ -283,8 +425,10 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
 
 def track_positions(tracks: list[Track], frames: np.ndarray) -> np.ndarray:
     """(T, F) Z of each track's origin at each of the frame indices `frames` (F,)."""
-    z0, speed, sway, period, phase = (np.array([getattr(t, a) for t in tracks], np.float64)[:, None]
-                                      for a in ("z_start", "speed", "sway", "sway_period", "phase"))
+    z0, speed, sway, period, phase = (
+        np.array([getattr(t, a) for t in tracks], np.float64)[:, None]
+        for a in ("z_start", "speed", "sway", "sway_period", "phase")
+    )
     frames = np.asarray(frames, np.float64)[None, :]
     return z0 + speed * frames + sway * np.sin(2 * np.pi * frames / period + phase)
 
@@ -306,8 +450,11 @@ def _assign_instances(tracks: list[Track], surfaces: Surfaces, step: float, fram
         return tracks
     index = np.arange(frames)
     seen = _in_view(tracks, track_positions(tracks, index), step * index)
-    visible = [(int(np.argmax(row)), int(frames - 1 - np.argmax(row[::-1])), track)  # (first, last frame, track)
-               for row, track in zip(seen, tracks) if row.any()]
+    visible = [
+        (int(np.argmax(row)), int(frames - 1 - np.argmax(row[::-1])), track)  # (first, last frame, track)
+        for row, track in zip(seen, tracks)
+        if row.any()
+    ]
     visible.sort(key=lambda v: (v[0], v[2].order))
     free, busy = list(range(1, 256)), []
     for first, last, track in visible:
@@ -319,5 +466,3 @@ def _assign_instances(tracks: list[Track], surfaces: Surfaces, step: float, fram
         heapq.heappush(busy, (last, track.instance))
         surfaces.instance[track.surfaces] = track.instance
     return [v[2] for v in visible]
-
-

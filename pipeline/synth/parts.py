@@ -9,10 +9,37 @@ from __future__ import annotations
 import numpy as np
 
 from mtdepth.pipeline.synth.world import (
-    BARK_COLOUR, CHILD_CHANCE, CHILD_HEIGHT, CHIN, CLOTHES, FACADE_COLOURS, FOLIAGE, FOLIAGE_COLOUR, GLASS_COLOUR,
-    HIP, HOUSING_COLOUR, LAMP_ARM, LAMP_HEIGHT, LEG_SWING, METAL_COLOUR, PERSON_HEIGHT, SHOULDER, SIGNAL_HEIGHT,
-    SIGN_COLOURS, SIGN_HALF_WIDTH, SIGN_HEIGHT, SKIN, TREE_CROWN_BASE, TREE_CROWN_HALF_WIDTH, TREE_CROWN_HEIGHT,
-    TYRE_COLOUR, VEHICLE_PAINTS, VEHICLE_SIZE, WHEEL_DIAMETER, _jitter, _pick,
+    BARK_COLOUR,
+    CHILD_CHANCE,
+    CHILD_HEIGHT,
+    CHIN,
+    CLOTHES,
+    FACADE_COLOURS,
+    FOLIAGE,
+    FOLIAGE_COLOUR,
+    GLASS_COLOUR,
+    HIP,
+    HOUSING_COLOUR,
+    LAMP_ARM,
+    LAMP_HEIGHT,
+    LEG_SWING,
+    METAL_COLOUR,
+    PERSON_HEIGHT,
+    SHOULDER,
+    SIGNAL_HEIGHT,
+    SIGN_COLOURS,
+    SIGN_HALF_WIDTH,
+    SIGN_HEIGHT,
+    SKIN,
+    TREE_CROWN_BASE,
+    TREE_CROWN_HALF_WIDTH,
+    TREE_CROWN_HEIGHT,
+    TYRE_COLOUR,
+    VEHICLE_PAINTS,
+    VEHICLE_SIZE,
+    WHEEL_DIAMETER,
+    _jitter,
+    _pick,
 )
 
 
@@ -30,18 +57,23 @@ def vehicle_parts(rng: np.random.Generator, class_name: str, heading: float) -> 
     parts = []
     if class_name == "Car":
         belt = wheel + 0.35 * (roof - wheel)
-        parts += [_box((-half, wheel / 2, back), (half, belt, front)) + (paint,),
-                  _box((-half + 0.08, belt, back + 0.25 * length), (half - 0.08, roof, front - 0.3 * length))
-                  + (GLASS_COLOUR,)]
+        parts += [
+            _box((-half, wheel / 2, back), (half, belt, front)) + (paint,),
+            _box((-half + 0.08, belt, back + 0.25 * length), (half - 0.08, roof, front - 0.3 * length))
+            + (GLASS_COLOUR,),
+        ]
     elif class_name == "Van":
         nose = front - 0.9
-        parts += [_box((-half, wheel / 2, back), (half, roof, nose)) + (paint,),
-                  _box((-half, wheel / 2, nose), (half, wheel + 0.5, front)) + (paint,)]
+        parts += [
+            _box((-half, wheel / 2, back), (half, roof, nose)) + (paint,),
+            _box((-half, wheel / 2, nose), (half, wheel + 0.5, front)) + (paint,),
+        ]
     else:
         cab = front - 2.0
-        parts += [_box((-half, wheel / 2, cab), (half, 0.8 * roof, front)) + (paint,),
-                  _box((-half, 0.9 * wheel, back), (half, roof, cab - 0.3))
-                  + (_jitter(rng, _pick(rng, FACADE_COLOURS)),)]
+        parts += [
+            _box((-half, wheel / 2, cab), (half, 0.8 * roof, front)) + (paint,),
+            _box((-half, 0.9 * wheel, back), (half, roof, cab - 0.3)) + (_jitter(rng, _pick(rng, FACADE_COLOURS)),),
+        ]
         axle = front - 1.2 * wheel
     for z in (axle, -axle):
         parts.append(_box((-half + 0.02, 0.0, z - wheel / 2), (half - 0.02, wheel, z + wheel / 2)) + (TYRE_COLOUR,))
@@ -57,11 +89,13 @@ def pedestrian_parts(rng: np.random.Generator) -> tuple[list, np.ndarray]:
     s = height / np.mean(PERSON_HEIGHT)  # widths scale with height
     hip, shoulder, chin = HIP * height, SHOULDER * height, CHIN * height
     trousers, shirt, skin = _pick(rng, CLOTHES), _pick(rng, CLOTHES), _pick(rng, SKIN)
-    parts = [_box((-0.17 * s, 0.0, -0.08), (-0.03 * s, hip, 0.08)) + (trousers,),
-             _box((0.03 * s, 0.0, -0.08), (0.17 * s, hip, 0.08)) + (trousers,),
-             _box((-0.23 * s, hip, -0.12), (0.23 * s, shoulder, 0.12)) + (shirt,),
-             _box((-0.06 * s, shoulder, -0.06), (0.06 * s, chin, 0.06)) + (skin,),
-             _box((-0.09 * s, chin, -0.11), (0.09 * s, height, 0.11)) + (skin,)]
+    parts = [
+        _box((-0.17 * s, 0.0, -0.08), (-0.03 * s, hip, 0.08)) + (trousers,),
+        _box((0.03 * s, 0.0, -0.08), (0.17 * s, hip, 0.08)) + (trousers,),
+        _box((-0.23 * s, hip, -0.12), (0.23 * s, shoulder, 0.12)) + (shirt,),
+        _box((-0.06 * s, shoulder, -0.06), (0.06 * s, chin, 0.06)) + (skin,),
+        _box((-0.09 * s, chin, -0.11), (0.09 * s, height, 0.11)) + (skin,),
+    ]
     swing = np.array([1.0, -1.0, 0.0, 0.0, 0.0], np.float32) * LEG_SWING * s
     return parts, swing
 
@@ -70,31 +104,45 @@ def tree(rng, book, x, z) -> list[tuple]:
     """Trunk and a box of a crown, as [((lo, hi), surface)]."""
     base, half, height = (rng.uniform(*r) for r in (TREE_CROWN_BASE, TREE_CROWN_HALF_WIDTH, TREE_CROWN_HEIGHT))
     trunk = 0.13  # half width
-    return [(_box((x - trunk, 0, z - trunk), (x + trunk, base + 0.5, z + trunk)), book.add(BARK_COLOUR, "Tree")),
-            (_box((x - half, base, z - half), (x + half, base + height, z + half)),
-             book.add(_jitter(rng, FOLIAGE_COLOUR, 20), "Tree", FOLIAGE))]
+    return [
+        (_box((x - trunk, 0, z - trunk), (x + trunk, base + 0.5, z + trunk)), book.add(BARK_COLOUR, "Tree")),
+        (
+            _box((x - half, base, z - half), (x + half, base + height, z + half)),
+            book.add(_jitter(rng, FOLIAGE_COLOUR, 20), "Tree", FOLIAGE),
+        ),
+    ]
 
 
 def lamp_post(rng, book, x, z, side) -> list[tuple]:
     """Pole, an arm reaching over the road, and the lamp at its end."""
     top, arm_end = rng.uniform(*LAMP_HEIGHT), x - side * rng.uniform(*LAMP_ARM)
     metal = book.add(METAL_COLOUR, "Pole")
-    return [(_box((x - 0.08, 0, z - 0.08), (x + 0.08, top, z + 0.08)), metal),
-            (_box((min(x, arm_end), top - 0.12, z - 0.05), (max(x, arm_end), top, z + 0.05)), metal),
-            (_box((arm_end - 0.25, top - 0.25, z - 0.15), (arm_end + 0.25, top - 0.05, z + 0.15)), metal)]
+    return [
+        (_box((x - 0.08, 0, z - 0.08), (x + 0.08, top, z + 0.08)), metal),
+        (_box((min(x, arm_end), top - 0.12, z - 0.05), (max(x, arm_end), top, z + 0.05)), metal),
+        (_box((arm_end - 0.25, top - 0.25, z - 0.15), (arm_end + 0.25, top - 0.05, z + 0.15)), metal),
+    ]
 
 
 def sign(rng, book, x, z) -> list[tuple]:
     """A thin post and a square plate facing the camera."""
     bottom, half = rng.uniform(*SIGN_HEIGHT), rng.uniform(*SIGN_HALF_WIDTH)
-    return [(_box((x - 0.04, 0, z - 0.04), (x + 0.04, bottom, z + 0.04)), book.add(METAL_COLOUR, "Pole")),
-            (_box((x - half, bottom, z - 0.06), (x + half, bottom + 2 * half, z - 0.03)),
-             book.add(_pick(rng, SIGN_COLOURS), "TrafficSign"))]
+    return [
+        (_box((x - 0.04, 0, z - 0.04), (x + 0.04, bottom, z + 0.04)), book.add(METAL_COLOUR, "Pole")),
+        (
+            _box((x - half, bottom, z - 0.06), (x + half, bottom + 2 * half, z - 0.03)),
+            book.add(_pick(rng, SIGN_COLOURS), "TrafficSign"),
+        ),
+    ]
 
 
 def traffic_light(rng, book, x, z) -> list[tuple]:
     """A post and the housing of a traffic light on top."""
     bottom = rng.uniform(*SIGNAL_HEIGHT)
-    return [(_box((x - 0.07, 0, z - 0.07), (x + 0.07, bottom, z + 0.07)), book.add(METAL_COLOUR, "Pole")),
-            (_box((x - 0.17, bottom, z - 0.3), (x + 0.17, bottom + 0.9, z - 0.07)),
-             book.add(HOUSING_COLOUR, "TrafficLight"))]
+    return [
+        (_box((x - 0.07, 0, z - 0.07), (x + 0.07, bottom, z + 0.07)), book.add(METAL_COLOUR, "Pole")),
+        (
+            _box((x - 0.17, bottom, z - 0.3), (x + 0.17, bottom + 0.9, z - 0.07)),
+            book.add(HOUSING_COLOUR, "TrafficLight"),
+        ),
+    ]

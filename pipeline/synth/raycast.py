@@ -8,10 +8,44 @@ import numpy as np
 
 from mtdepth.pipeline.synth.layout import Street, _in_view, track_positions
 from mtdepth.pipeline.synth.world import (
-    BACKDROP, CAMERA_HEIGHT, CROWN_HEIGHT, CROWN_WIDTH, Camera, DASH_LENGTH, DASH_PERIOD, FACADE, GRAIN_AMPLITUDE,
-    GRAIN_PER_METRE, GRAIN_SIZE, JOINT_SHADE, KERB, KERB_HEIGHT, LAWN, LINE_HALF_WIDTH, MARKING, NEAR_CLIP, NEG_X,
-    NEG_Y, NEG_Z, N_NORMALS, OBJECT_RANGE, PAVEMENT, PAVING_JOINT, PAVING_TILE, POS_X, POS_Y, ROAD_SURFACE,
-    SIDEWALK, SKY, STATIC_RANGE, STOREY_HEIGHT, STRIDE, WINDOW_ACROSS, WINDOW_BRIGHTNESS, WINDOW_HASH, WINDOW_UP,
+    BACKDROP,
+    CAMERA_HEIGHT,
+    CROWN_HEIGHT,
+    CROWN_WIDTH,
+    Camera,
+    DASH_LENGTH,
+    DASH_PERIOD,
+    FACADE,
+    GRAIN_AMPLITUDE,
+    GRAIN_PER_METRE,
+    GRAIN_SIZE,
+    JOINT_SHADE,
+    KERB,
+    KERB_HEIGHT,
+    LAWN,
+    LINE_HALF_WIDTH,
+    MARKING,
+    NEAR_CLIP,
+    NEG_X,
+    NEG_Y,
+    NEG_Z,
+    N_NORMALS,
+    OBJECT_RANGE,
+    PAVEMENT,
+    PAVING_JOINT,
+    PAVING_TILE,
+    POS_X,
+    POS_Y,
+    ROAD_SURFACE,
+    SIDEWALK,
+    SKY,
+    STATIC_RANGE,
+    STOREY_HEIGHT,
+    STRIDE,
+    WINDOW_ACROSS,
+    WINDOW_BRIGHTNESS,
+    WINDOW_HASH,
+    WINDOW_UP,
 )
 
 
@@ -142,8 +176,16 @@ def _boxes_in_view(street: Street, index: int, camera_z: float) -> tuple[np.ndar
     return np.concatenate(los), np.concatenate(his), np.concatenate(surfaces)
 
 
-def _cast_boxes(street: Street, camera: Camera, camera_z: float, lo: np.ndarray, hi: np.ndarray,
-                surface: np.ndarray, depth: np.ndarray, face: np.ndarray) -> None:
+def _cast_boxes(
+    street: Street,
+    camera: Camera,
+    camera_z: float,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    surface: np.ndarray,
+    depth: np.ndarray,
+    face: np.ndarray,
+) -> None:
     """Slab-test each box inside its screen rectangle and keep its hits where nearest."""
     cam = np.array([street.camera_x, CAMERA_HEIGHT, camera_z], np.float32)
     rel_lo, rel_hi = lo - cam, hi - cam  # camera-centred, Y still up
@@ -176,8 +218,9 @@ def _cast_boxes(street: Street, camera: Camera, camera_z: float, lo: np.ndarray,
         np.copyto(face[rows, cols], surface[b] * N_NORMALS + normal, where=hit)
 
 
-def _detail(street: Street, camera: Camera, camera_z: float, depth: np.ndarray, face: np.ndarray,
-            surface: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _detail(
+    street: Street, camera: Camera, camera_z: float, depth: np.ndarray, face: np.ndarray, surface: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Surface detail that moves with the surfaces: (brightness, panes, pane normals, pane brightness)."""
     depth = np.where(np.isfinite(depth), depth, 0)
     x = street.camera_x + depth * camera.dx
@@ -188,8 +231,9 @@ def _detail(street: Street, camera: Camera, camera_z: float, depth: np.ndarray, 
     along = np.where(axis == 0, z, x).ravel()  # texture coordinates in the face's plane
     across = np.where(axis == 1, z, y).ravel()
     mask = GRAIN_SIZE - 1
-    cell = (((along * GRAIN_PER_METRE).astype(np.int32) & mask) * GRAIN_SIZE
-            + ((across * GRAIN_PER_METRE).astype(np.int32) & mask))
+    cell = ((along * GRAIN_PER_METRE).astype(np.int32) & mask) * GRAIN_SIZE + (
+        (across * GRAIN_PER_METRE).astype(np.int32) & mask
+    )
     kind = np.take(street.surfaces.kind, surface).ravel()
     brightness = 1 + np.take(GRAIN_AMPLITUDE, kind) * np.take(street.grain, cell)
 
@@ -203,16 +247,22 @@ def _detail(street: Street, camera: Camera, camera_z: float, depth: np.ndarray, 
     u = (along[walls] - street.surfaces.origin[s]) / street.surfaces.spacing[s]
     up = across[walls] / STOREY_HEIGHT
     column, storey = np.floor(u), np.floor(up)
-    glass = ((u - column > WINDOW_ACROSS[0]) & (u - column < WINDOW_ACROSS[1]) & (up - storey > WINDOW_UP[0])
-             & (up - storey < WINDOW_UP[1]) & (storey + 1 < street.surfaces.top[s] / STOREY_HEIGHT))
+    glass = (
+        (u - column > WINDOW_ACROSS[0])
+        & (u - column < WINDOW_ACROSS[1])
+        & (up - storey > WINDOW_UP[0])
+        & (up - storey < WINDOW_UP[1])
+        & (storey + 1 < street.surfaces.top[s] / STOREY_HEIGHT)
+    )
     panes = walls[glass]
     # the building is known by its window grid's origin: its surface id shifts with the sequence length
     building = np.rint(street.surfaces.origin[s[glass]] * 1000).astype(np.int64)
     building_prime, column_prime, storey_prime = WINDOW_HASH
-    window = (building * building_prime + column[glass].astype(np.int64) * column_prime
-              + storey[glass].astype(np.int64) * storey_prime) % 1000
+    window = (
+        building * building_prime
+        + column[glass].astype(np.int64) * column_prime
+        + storey[glass].astype(np.int64) * storey_prime
+    ) % 1000
     low, high = WINDOW_BRIGHTNESS
     pane_brightness = (low + (high - low) * window / 1000).astype(np.float32)
     return brightness.reshape(depth.shape).astype(np.float32), panes, normal.ravel()[panes], pane_brightness
-
-

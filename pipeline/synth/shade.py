@@ -10,7 +10,17 @@ import numpy as np
 from mtdepth.pipeline.synth.layout import Street, Surfaces
 from mtdepth.pipeline.synth.raycast import Geometry, cast_frame
 from mtdepth.pipeline.synth.world import (
-    Camera, GLASS_COLOUR, KERB, MARKING, NORMALS, PAVEMENT, ROAD_SURFACE, SKY, _CLASS_RGB, _RAIN, _rng,
+    Camera,
+    GLASS_COLOUR,
+    KERB,
+    MARKING,
+    NORMALS,
+    PAVEMENT,
+    ROAD_SURFACE,
+    SKY,
+    _CLASS_RGB,
+    _RAIN,
+    _rng,
 )
 
 
@@ -32,18 +42,34 @@ class Look:
 
 
 LOOKS = {  # sun, sun strength, ambient, tint, saturation, sky zenith, sky horizon, haze, haze colour[, wet, rain]
-    "clone": Look((-0.5, 0.75, -0.45), 0.6, 0.55, (1.0, 1.0, 1.0), 1.0,
-                  (70, 130, 210), (185, 215, 240), 0.002, (190, 210, 230)),
-    "morning": Look((0.8, 0.35, 0.5), 0.65, 0.5, (1.06, 0.98, 0.84), 1.0,
-                    (120, 160, 215), (240, 215, 185), 0.006, (235, 220, 200)),
-    "sunset": Look((-0.3, 0.15, 0.95), 0.7, 0.42, (1.2, 0.82, 0.58), 1.1,
-                   (80, 90, 150), (250, 150, 80), 0.005, (240, 160, 100)),
-    "overcast": Look((0.0, 1.0, 0.0), 0.25, 0.7, (0.95, 0.97, 1.0), 0.7,
-                     (170, 175, 180), (205, 207, 210), 0.008, (195, 197, 200)),
-    "fog": Look((0.0, 1.0, 0.0), 0.2, 0.72, (0.95, 0.97, 1.0), 0.6,
-                (205, 207, 210), (205, 207, 210), 0.045, (205, 207, 210)),
-    "rain": Look((0.0, 1.0, 0.0), 0.15, 0.55, (0.85, 0.9, 0.95), 0.6,
-                 (115, 120, 128), (150, 155, 160), 0.012, (150, 155, 160), wet=0.4, rain_streaks=3000.0),
+    "clone": Look(
+        (-0.5, 0.75, -0.45), 0.6, 0.55, (1.0, 1.0, 1.0), 1.0, (70, 130, 210), (185, 215, 240), 0.002, (190, 210, 230)
+    ),
+    "morning": Look(
+        (0.8, 0.35, 0.5), 0.65, 0.5, (1.06, 0.98, 0.84), 1.0, (120, 160, 215), (240, 215, 185), 0.006, (235, 220, 200)
+    ),
+    "sunset": Look(
+        (-0.3, 0.15, 0.95), 0.7, 0.42, (1.2, 0.82, 0.58), 1.1, (80, 90, 150), (250, 150, 80), 0.005, (240, 160, 100)
+    ),
+    "overcast": Look(
+        (0.0, 1.0, 0.0), 0.25, 0.7, (0.95, 0.97, 1.0), 0.7, (170, 175, 180), (205, 207, 210), 0.008, (195, 197, 200)
+    ),
+    "fog": Look(
+        (0.0, 1.0, 0.0), 0.2, 0.72, (0.95, 0.97, 1.0), 0.6, (205, 207, 210), (205, 207, 210), 0.045, (205, 207, 210)
+    ),
+    "rain": Look(
+        (0.0, 1.0, 0.0),
+        0.15,
+        0.55,
+        (0.85, 0.9, 0.95),
+        0.6,
+        (115, 120, 128),
+        (150, 155, 160),
+        0.012,
+        (150, 155, 160),
+        wet=0.4,
+        rain_streaks=3000.0,
+    ),
 }
 RAIN_STREAK_LENGTH = 0.035  # of the image height
 RAIN_SLANT = 0.2  # pixels sideways per pixel down
@@ -135,5 +161,3 @@ def _rain_streaks(camera: Camera, rng: np.random.Generator, look: Look) -> np.nd
     u = rng.integers(0, width, count)[:, None] + np.rint(np.arange(length) * RAIN_SLANT).astype(int)
     inside = (v >= 0) & (v < height) & (u < width)
     return v[inside] * width + u[inside]
-
-

@@ -31,17 +31,20 @@ def write_textgt(root: Path, scene: str, condition: str, frames: int, camera: Ca
 
 def write_frame(root: Path, scene: str, condition: str, index: int, frame: SynthFrame) -> None:
     """Write one frame's RGB, depth, class and instance files."""
-    for modality, write, data in (("rgb", vk.write_rgb, frame.rgb),
-                                  ("depth", vk.write_depth_units, vk.encode_depth(frame.depth)),
-                                  ("classSegmentation", vk.write_class_rgb, frame.class_rgb),
-                                  ("instanceSegmentation", vk.write_instances, frame.instances)):
+    for modality, write, data in (
+        ("rgb", vk.write_rgb, frame.rgb),
+        ("depth", vk.write_depth_units, vk.encode_depth(frame.depth)),
+        ("classSegmentation", vk.write_class_rgb, frame.class_rgb),
+        ("instanceSegmentation", vk.write_instances, frame.instances),
+    ):
         path = modality_path(root, modality, scene, condition, index)
         path.parent.mkdir(parents=True, exist_ok=True)
         write(path, data)
 
 
-def write_dataset(root: Path, seed: int, scenes: tuple[str, ...], conditions: tuple[str, ...], frames: int,
-                  width: int, height: int) -> Iterator[tuple[str, str, int]]:
+def write_dataset(
+    root: Path, seed: int, scenes: tuple[str, ...], conditions: tuple[str, ...], frames: int, width: int, height: int
+) -> Iterator[tuple[str, str, int]]:
     """Write the whole dataset under `root`; yields (scene, condition, index) after each frame.
 
     Each frame is cast once and shaded under every condition, as the geometry is shared.
