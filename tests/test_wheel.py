@@ -48,11 +48,16 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
             work / "venv/bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=work
         ).strip()
     )
-    dependencies = [
-        p
-        for p in {*site.getsitepackages(), *(p for p in sys.path if p.endswith("site-packages"))}
-        if not Path(p).resolve().is_relative_to(ROOT)
-    ]
+    # every site-packages of this interpreter, the project's own .venv inside the repository included: a
+    # path named in a .pth file is not a site dir, so the editable install's finder there never runs, and
+    # the wheel's copy in the new venv's purelib comes first on sys.path (asserted below)
+    dependencies = sorted(
+        {
+            p
+            for p in {*site.getsitepackages(), *(p for p in sys.path if p.endswith("site-packages"))}
+            if Path(p).is_dir()
+        }
+    )
     (purelib / "dependencies.pth").write_text("\n".join(dependencies) + "\n")
     sh(work / "venv/bin/python", "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel, cwd=work)
     return work / "venv/bin", wheel
