@@ -6,7 +6,7 @@ Every fact about a field is written once, on the field:
                           take theirs from the same alias with `choices(Precision)`
     its range or rule     `Annotated[float, Range(0, 1, low_open=True)]`, `Annotated[int, Multiple(32)]`,
                           or `Rule(predicate, "what it must be")` for the odd ones
-The loader (`_coerce`) converts each value to its type, then checks choices and constraints. An unknown
+The rules themselves are mtdepth/rules.py's. The loader (`_coerce`) converts each value to its type, then checks choices and constraints. An unknown
 key, a wrong type or a value out of range raises MtDepthError naming the key (for example
 `params.yaml: sparse.keep_prob must be in (0, 1], got 1.5`). A tuple of a Literal must be a subset
 of its choices (`NonEmpty()` adds "non-empty").
@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 import yaml
 
 from mtdepth.errors import MtDepthError
+from mtdepth.rules import Multiple, NonEmpty, Range, Rule, choices
 
 # The choice sets, each written once.
 Scene = Literal["Scene01", "Scene02", "Scene06", "Scene18", "Scene20"]
@@ -45,68 +46,8 @@ Blur = Literal["gaussian", "bilateral"]
 Pattern = Literal["uniform", "keypoints", "lidar", "mixed"]  # sparse samples stage one draws
 
 
-def choices(literal: typing.Any) -> tuple[str, ...]:
-    """The values of a Literal alias, in order (for click.Choice and pipeline constants)."""
-    return typing.get_args(literal)
-
-
 SCENES = choices(Scene)
 CONDITIONS = choices(Condition)
-
-
-@dataclass(frozen=True)
-class Range:
-    """low <= value <= high (either end optional, either end open); `unit` and `note` only word the message."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    unit: str = ""
-    note: str = ""
-
-    def ok(self, v) -> bool:
-        above = self.low is None or (v > self.low if self.low_open else v >= self.low)
-        below = self.high is None or (v < self.high if self.high_open else v <= self.high)
-        return above and below
-
-    @property
-    def must(self) -> str:
-        if self.high is None:
-            text = f"{'>' if self.low_open else '>='} {self.low:g}"
-        else:
-            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
-        return " ".join(part for part in (text, self.unit, self.note) if part)
-
-
-@dataclass(frozen=True)
-class Multiple:
-    """A positive multiple of `of` (image sizes the networks halve five times)."""
-
-    of: int
-
-    def ok(self, v) -> bool:
-        return v > 0 and v % self.of == 0
-
-    @property
-    def must(self) -> str:
-        return f"a positive multiple of {self.of}"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Any other check: a predicate and what the value must be, in words."""
-
-    predicate: typing.Callable[[typing.Any], bool]
-    must: str
-
-    def ok(self, v) -> bool:
-        return self.predicate(v)
-
-
-@dataclass(frozen=True)
-class NonEmpty:
-    """A tuple of choices that must hold at least one."""
 
 
 Size32 = Annotated[int, Multiple(32)]
