@@ -18,10 +18,11 @@ from mtdepth.pipeline.segmenter import import_ultralytics
 pytestmark = pytest.mark.slow  # minutes: end to end through YOLO, training or dvc repro
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("unet", "mtdepth-yolo", "mtdepth-gt", "mtdepth-none", "mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat")
+VARIANTS = ("unet", "mtdepth-yolo", "mtdepth-gt", "mtdepth-none")  # dvc.yaml
+QUERY_VARIANTS = ("mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat")  # ablation/dvc.yaml
 ROWS = ("nearest", "ipbasic", "unet", "mtdepth-yolo", "mtdepth-gt", "mtdepth-none")  # report: Table 3's comparison
 ABLATION = ("unet", "mtdepth-yolo", "mtdepth-yolo-mask_pos", "mtdepth-yolo-mask_feat")
-COPIED = ("dvc.yaml", ".gitignore", "mtdepth", "pipeline", "cache", "stages", "segmenter")
+COPIED = ("dvc.yaml", ".gitignore", "mtdepth", "pipeline", "cache", "stages", "segmenter", "ablation")
 
 
 def run(workdir: Path, *args: str) -> str:
@@ -81,20 +82,17 @@ def test_first_repro_runs_every_stage_but_the_segmenter_refit(project):
         "baseline@nearest",
         "baseline@ipbasic",
         "report",
-        "ablation",
         "export",
     ]
     for stage in stages:
         assert f"Running stage '{stage}'" in first
     assert "fit_segmenter" not in first and "fit-segmenter" not in first
+    assert "ablation" not in first  # the query ablation is a pipeline of its own
     assert "YOLO on 8 frames" in first
     report = json.loads((root / "runs" / "report" / "report.json").read_text())
     assert list(report) == list(ROWS)
-    ablation = json.loads((root / "runs" / "ablation" / "report.json").read_text())
-    assert list(ablation) == list(ABLATION)
     for name in VARIANTS:
-        row = report.get(name) or ablation[name]
-        assert row["epochs"] == 1 and row["all/rmse_mm"] > 0
+        assert report[name]["epochs"] == 1 and report[name]["all/rmse_mm"] > 0
     table = (root / "runs" / "report" / "report.md").read_text()
     assert all(f"| {name} |" in table for name in ROWS)
     assert "| mtdepth-yolo |" in first  # the table is printed by the run
@@ -102,6 +100,21 @@ def test_first_repro_runs_every_stage_but_the_segmenter_refit(project):
     assert len(list((root / "runs" / "report" / "panels").glob("row*.png"))) == 1  # evaluate.panel_frames: [0]
     assert (root / "runs" / "mtdepth-yolo.onnx").stat().st_size > 0
     assert not (root / "runs" / "segmenter").exists()
+
+
+def test_the_query_ablation_reuses_the_comparisons_runs(project):
+    root, _ = project
+    out = run(root, "dvc", "repro", "ablation/dvc.yaml")
+    for name in QUERY_VARIANTS:
+        assert f"Running stage 'ablation/dvc.yaml:train@{name}'" in out
+        assert f"Running stage 'ablation/dvc.yaml:evaluate@{name}'" in out
+    assert "Running stage 'ablation/dvc.yaml:ablation'" in out
+    assert "Running stage 'train@unet'" not in out and "Running stage 'segment'" not in out
+    ablation = json.loads((root / "runs" / "ablation" / "report.json").read_text())
+    assert list(ablation) == list(ABLATION)
+    assert all(ablation[name]["epochs"] == 1 and ablation[name]["all/rmse_mm"] > 0 for name in QUERY_VARIANTS)
+    run(root, "git", "add", "ablation/dvc.lock")
+    run(root, "git", "commit", "-qm", "ablation run")
 
 
 def test_metrics_and_plots_show_the_run(project):
@@ -164,9 +177,10 @@ def test_a_new_segmenter_setting_retrains_only_the_variants_that_read_yolo_masks
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     segmented = run(root, "dvc", "repro", "segment")  # keep_prob back at 0.05 too, as dvc.lock has it
     assert "YOLO on 8 frames" in segmented
-    status = run(root, "dvc", "status", "--json", *(f"train@{v}" for v in VARIANTS))
+    trains = [*(f"train@{v}" for v in VARIANTS), *(f"ablation/dvc.yaml:train@{v}" for v in QUERY_VARIANTS)]
+    status = run(root, "dvc", "status", "--json", *trains)
     changed_deps = {
-        stage.removeprefix("train@")
+        stage.split("train@")[1]
         for stage, changes in json.loads(status).items()
         if any("changed deps" in change for change in changes if isinstance(change, dict))
     }

@@ -65,9 +65,9 @@ def closure(module: str) -> set[str]:
 
 
 def stages() -> list[tuple[str, str, list[str]]]:
-    """(stage, command line, deps) of every stage in dvc.yaml and segmenter/dvc.yaml."""
+    """(stage, command line, deps) of every stage of every dvc.yaml in the repository."""
     found = []
-    for file in ("dvc.yaml", "segmenter/dvc.yaml"):
+    for file in sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("*/dvc.yaml")) + ["dvc.yaml"]:
         for name, stage in yaml.safe_load((ROOT / file).read_text())["stages"].items():
             body = stage.get("do", stage)
             commands = body["cmd"] if isinstance(body["cmd"], list) else [body["cmd"]]

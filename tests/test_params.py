@@ -6,7 +6,13 @@ from mtdepth.errors import MtDepthError
 from mtdepth.params import Params, load_params, override, params_from_dict, to_dict
 
 
-DEMO_PROFILE = {("data", "height"): 96, ("data", "width"): 192, ("train", "epochs"): 5}
+DEMO_PROFILE = {
+    ("data", "height"): 96,
+    ("data", "width"): 192,
+    ("train", "epochs"): 10,
+    ("model", "fusion_channels"): 32,
+    ("model", "head_channels"): 16,
+}
 
 
 def test_shipped_params_file_is_the_defaults_but_for_the_demo_profile():
