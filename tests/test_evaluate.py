@@ -168,6 +168,10 @@ def test_sparsification_files_of_a_model_without_confidence(workspace, tmp_path)
         first = next(csv.DictReader(fh))
     assert float(first["random_rmse_mm"]) == pytest.approx(metrics["frame_mean"]["final"]["all"]["rmse_mm"])
     assert "final AUSE (RMSE, per-frame mean): distance " in result.output and "spread " in result.output
+    report = CliRunner().invoke(cli, ["report", "--out", str(tmp_path / "report"), str(out)])
+    assert report.exit_code == 0, report.output
+    assert (tmp_path / "report" / "sparsification.png").is_file()
+    assert "| eval | - | " in (tmp_path / "report" / "report.md").read_text()  # no learned AUSE, then distance
 
 
 class WithConfidence(torch.nn.Module):
