@@ -245,7 +245,7 @@ class EvaluateParams:
     )
     see_through_margin: PositiveMetres = 1.5
     spread_window: Annotated[int, Rule(lambda v: v >= 3 and v % 2 == 1, "an odd number of pixels >= 3")] = (
-        7  # k: the spread baseline is the std of the sparse depths in the k x k window around a pixel
+        21  # k: the spread baseline is the std of the sparse depths in the k x k window around a pixel
     )
     calibration_bins: Annotated[
         tuple[float, ...],

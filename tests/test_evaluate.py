@@ -150,7 +150,7 @@ def test_sparsification_files_of_a_model_without_confidence(workspace, tmp_path)
     assert result.exit_code == 0, result.output
     found = json.loads((out / "sparsification.json").read_text())
     assert found["output"] == "final" and found["frames"] == 3 and found["steps"] == 50
-    assert found["methods"] == ["distance", "spread"] and found["spread_window_px"] == 7
+    assert found["methods"] == ["distance", "spread"] and found["spread_window_px"] == 21
     for average in ("frame_mean", "pooled"):
         assert set(found[average]) == {"distance", "spread"}
         for areas in found[average].values():
