@@ -250,7 +250,7 @@ def sparsification_figure(path: Path, rankings: dict[str, Ranking], dpi: int = 1
     axes.set(
         xlabel="fraction of pixels removed (most uncertain first)",
         ylabel="RMSE of D_final left (m)",
-        title="Sparsification (per-frame mean): learned confidence where present, else distance to a sample",
+        title="Sparsification of D_final (per-frame mean)",
     )
     axes.grid(True, alpha=0.3)
     axes.legend()

@@ -82,6 +82,8 @@ def report(evals: tuple[Path, ...], runs: Path | None, out: Path) -> None:
     table = markdown_table(rows)
     write_folder(out, lambda folder: write_report(folder, evals, metrics, rows, table, curves, rankings))
     click.echo(table, nl=False)
+    if rankings:
+        click.echo(f"AUSE of D_final's RMSE (mm, lower is better):\n{ranking_table(rankings)}", nl=False)
     click.echo(f"report: {len(rows)} models on {rows[0]['frames']} frames; {out}/report.md, panels in {out}/panels")
 
 
