@@ -40,7 +40,7 @@ over every valid pixel of every frame. Pixels predicted beyond the last edge fal
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -183,24 +183,22 @@ class Sparsification:
         return max(max(r, 1 / r) for r in ratios) if ratios else None
 
 
-@dataclass
 class SparsificationTracker:
     """Accumulates, batch by batch, what Sparsification needs (see the module docstring)."""
 
-    settings: SparsificationSettings
-    _curve_sum: np.ndarray | None = None
-    _full_sum: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    _frames: int = 0
-    _methods: tuple[str, ...] | None = None
-    _pool: list[np.ndarray] = field(default_factory=list)  # per frame (1 + methods, n): error, uncertainties
-    _calibration: np.ndarray | None = None
-    _rng: np.random.Generator | None = None
+    def __init__(self, settings: SparsificationSettings):
+        self.settings = settings
+        self._rng = np.random.default_rng(settings.seed)
+        self._methods: tuple[str, ...] | None = None
+        self._frames = 0
+        self._curve_sum = np.zeros(0)  # (1 + methods, 2, STEPS) once a frame was added
+        self._full_sum = np.zeros(2)
+        self._pool: list[np.ndarray] = []  # per frame (1 + methods, n): error, then each uncertainty
+        self._calibration: np.ndarray | None = None  # (bins, 4) sums, with a learned map
 
     def add(self, pred: torch.Tensor, gt: torch.Tensor, sparse: torch.Tensor, log_scale: torch.Tensor | None) -> None:
         """One batch: (B, 1, H, W) prediction, ground truth, sparse input (metres) and log_scale (or None)."""
         s = self.settings
-        if self._rng is None:
-            self._rng = np.random.default_rng(s.seed)
         methods = METHODS if log_scale is not None else METHODS[1:]
         if self._methods not in (None, methods):
             raise ValueError("log_scale present in some batches and absent in others")
@@ -220,7 +218,7 @@ class SparsificationTracker:
             e = error[b][keep]
             us = [maps[m][keep] for m in methods]
             frame = curves(e, us, self._rng)
-            self._curve_sum = frame if self._curve_sum is None else self._curve_sum + frame
+            self._curve_sum = self._curve_sum + frame if self._frames else frame
             self._full_sum += frame[0, :, 0]  # nothing removed: the frame's full RMSE and MAE
             self._frames += 1
             chosen = self._rng.choice(n, min(n, s.pooled_pixels), replace=False)
