@@ -54,6 +54,7 @@ METHODS = ("learned", "distance", "spread")
 CURVES = ("oracle", *METHODS)  # rows of a frame's curve tensor
 ERRORS = ("rmse", "mae")
 MIN_SPREAD_SAMPLES = 2  # a standard deviation needs two samples
+RANK_MASK = 0xFFFFFFFF  # the low 32 bits of a sort key: the pixel's tie rank
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,14 @@ def curves(error: np.ndarray, uncertainties: list[np.ndarray], rng: np.random.Ge
     removed = (np.arange(STEPS) * n) // STEPS  # floor(f n): at least n / STEPS stay
     left = (n - removed).astype(np.float64)
     absolute = np.abs(error.astype(np.float64))
-    rank = rng.integers(0, 2**31, n, dtype=np.int64)  # breaks ties alike in every map
+    shuffled = rng.permutation(n)  # the pixel of tie rank r is shuffled[r], in every map alike
+    by_rank = absolute[shuffled]
+    ranks = np.arange(n, dtype=np.int64)
     orders = [np.sort(absolute)[::-1]]  # the oracle: largest error first
     for uncertainty in uncertainties:
-        bits = np.abs(uncertainty.astype(np.float32)).view(np.int32).astype(np.int64)  # monotone for floats >= 0
-        orders.append(absolute[np.argsort((bits << 32) | rank)[::-1]])  # most uncertain first
+        bits = np.abs(uncertainty[shuffled].astype(np.float32)).view(np.int32).astype(np.int64)  # monotone, >= 0
+        keys = np.sort((bits << 32) | ranks)[::-1]  # most uncertain first, ties by rank
+        orders.append(by_rank[keys & RANK_MASK])
     rows = []
     for ordered in orders:
         sums = [np.concatenate([[0.0], np.cumsum(x)]) for x in (np.square(ordered), ordered)]
@@ -222,7 +226,7 @@ class SparsificationTracker:
             self._full_sum += frame[0, :, 0]  # nothing removed: the frame's full RMSE and MAE
             self._frames += 1
             chosen = self._rng.choice(n, min(n, s.pooled_pixels), replace=False)
-            self._pool.append(np.stack([e, *us]).astype(np.float32)[:, chosen])
+            self._pool.append(np.stack([x[chosen] for x in (e, *us)]).astype(np.float32))
             if learned is not None:
                 self._add_calibration(maps["learned"][keep].astype(np.float64), e.astype(np.float64))
 
