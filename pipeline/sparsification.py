@@ -71,7 +71,9 @@ def distance_map(sparse: np.ndarray) -> np.ndarray:
     present = sparse > 0
     if not present.any():
         return np.full(sparse.shape, np.inf, np.float32)
-    return cv2.distanceTransform((~present).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    exact = cv2.distanceTransform((~present).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # its float32 roots differ in the last bit from call to call: the squares are integers, root them here
+    return np.sqrt(np.rint(np.square(exact.astype(np.float64)))).astype(np.float32)
 
 
 def spread_map(sparse: np.ndarray, window: int) -> np.ndarray:

@@ -244,6 +244,7 @@ def test_nearest_metrics_equal_a_direct_computation_and_repeat_exactly(workspace
         assert run(workspace, "--baseline", "nearest", "--out", str(out)).exit_code == 0
     first, second = ((out / "metrics.json").read_text() for out in runs)
     assert first == second
+    assert (runs[0] / "sparsification.json").read_text() == (runs[1] / "sparsification.json").read_text()
     batch = val_batch(workspace)
     expected = rmse_mae_mm(error_sums(nearest_fill(batch["sparse"]), batch["depth"], 80.0))
     assert json.loads(first)["pooled"]["final"]["all"]["mae_mm"] == pytest.approx(expected["mae_mm"], rel=1e-6)
