@@ -1,6 +1,6 @@
 """How well an uncertainty map ranks a depth map's errors: sparsification curves, AUSE / AURG, calibration.
 
-    tracker = SparsificationTracker(SparsificationSettings(max_depth=80, spread_window=7, ...))
+    tracker = SparsificationTracker(SparsificationSettings(max_depth=80, spread_window=21, ...))
     tracker.add(pred, gt, sparse, log_scale)   # per batch, (B, 1, H, W) tensors; log_scale None without one
     result = tracker.result()                  # Sparsification: curves, areas, calibration
 
@@ -16,21 +16,21 @@ Uncertainty maps ("methods"), each ranking the valid pixels (0 < GT <= max_depth
 
 Sparsification (mattpoggi/mono-uncertainty, evaluate.py, whose conventions these are): STEPS = 50
 fractions f = 0, 0.02, ..., 0.98; at each, the fraction f of the pixels with the highest uncertainty is
-removed and RMSE and MAE of what is left are measured. The oracle removes by the true |error|, the
-random order is its expectation, the full set's error at every f (a constant). Areas use the trapezoid
+removed and RMSE and MAE of what is left are measured. The oracle removes by the true |error|; the
+random order's expected curve is the full set's error at every f (a constant). Areas use the trapezoid
 rule over f = 0, 0.02, ..., 1 with the curve's value 0 appended at f = 1:
     AUSE = area(curve) - area(oracle)       (0 for a perfect ranking; lower is better)
     AURG = error(all pixels) - area(curve)  (gain over random; higher is better)
-so a constant uncertainty has AURG = error / (2 STEPS), 1% of the full error, as in mono-uncertainty.
+so a random (or constant) uncertainty has AURG ~ error / (2 STEPS), 1% of the error, as in mono-uncertainty.
 One difference: mono-uncertainty removes by percentile threshold, keeping every pixel tied with the
 threshold, so a map with many equal values (a distance transform, the +inf above) removes nothing
-inside a tie. Here exactly floor(f N) pixels are removed, ties in a seeded random order (each frame draws a
-random rank per pixel that breaks ties in every map alike).
+inside a tie. Here exactly floor(f N) pixels are removed, ties in a seeded random order (each frame draws
+one random permutation of its pixels that breaks ties in every map alike).
 
 Two averages, as the metrics: per frame then the mean over frames (mono-uncertainty's; areas are
 linear in the curve, so the mean AUSE is the AUSE of the mean curves) and pooled over all frames'
 pixels, on a seeded random subsample of at most `pooled_pixels` valid pixels per frame (memory:
-frames x pooled_pixels x 4 floats).
+frames x pooled_pixels x (1 + maps) float32).
 
 Calibration (learned only): per bin [lo, hi) of predicted expected error (metres), the pixel count, the
 mean predicted error, the measured MAE and RMSE and the ratio MAE / predicted (1 when calibrated);
@@ -51,7 +51,6 @@ from mtdepth.pipeline.metrics import MM_PER_M, valid_pixels
 STEPS = 50  # mono-uncertainty's intervals
 FRACTIONS = tuple(i / STEPS for i in range(STEPS))
 METHODS = ("learned", "distance", "spread")
-CURVES = ("oracle", *METHODS)  # rows of a frame's curve tensor
 ERRORS = ("rmse", "mae")
 MIN_SPREAD_SAMPLES = 2  # a standard deviation needs two samples
 RANK_MASK = 0xFFFFFFFF  # the low 32 bits of a sort key: the pixel's tie rank
