@@ -1,7 +1,8 @@
 """`mtdepth evaluate --input DIR`: a checkpoint, an `.onnx` or a baseline scored on a user's own labelled frames.
 
 DIR holds image/, sparse/ or velodyne_raw/ and groundtruth/ (KITTI 16-bit depth PNGs). Writes, all or nothing,
-OUT/metrics.json, OUT/per_frame.csv (one row per frame, by name) and OUT/panels/NAME.png (the frames at the
+OUT/metrics.json, OUT/per_frame.csv (one row per frame, by name), the sparsification files of a store's
+evaluation (cache/evaluate_run.py: write_sparsification) and OUT/panels/NAME.png (the frames at the
 positions evaluate.panel_frames names).
 """
 
@@ -18,7 +19,13 @@ from mtdepth.pipeline.evaluation import AVERAGES, REGION_CODES, EvalSettings, Ev
 from mtdepth.pipeline.labelled import labelled_batches, net_predictor
 from mtdepth.pipeline.outliers import filtered
 from mtdepth.pipeline.panels import PanelFrame, PanelStyle, render_panel
-from mtdepth.cache.evaluate_run import Source, baseline_source, summary_lines
+from mtdepth.cache.evaluate_run import (
+    Source,
+    baseline_source,
+    sparsification_settings,
+    summary_lines,
+    write_sparsification,
+)
 from mtdepth.log import progress_bar
 from mtdepth.pipeline.files import write_csv, write_folder, write_json
 
@@ -69,6 +76,7 @@ def evaluate_folder(
         distance_edges=ev.distance_bins,
         device=device,
         panel_positions=frozenset(p for p in ev.panel_frames if p < len(frames)),
+        sparsification=sparsification_settings(params, max_depth),
     )
     with progress_bar(total=len(frames), desc="evaluate", unit="frame") as bar:
         result = evaluate_batches(
@@ -89,6 +97,7 @@ def evaluate_folder(
             },
         )
         write_csv(folder / "per_frame.csv", [{"name": names[entry["row"]], **entry} for entry in result.frame_rows()])
+        write_sparsification(folder, result, params)
         _write_panels(
             folder / "panels",
             result,

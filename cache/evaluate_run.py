@@ -5,6 +5,10 @@
     result = score(dataset, count, source, params, device)
     write_folder(out, lambda folder: write_outputs(folder, result, source, params))
 
+Besides the metrics, D_final is ranked by its uncertainty maps (pipeline/sparsification.py: the model's
+own `log_scale` when it predicts one, the distance and spread of the sparse samples always):
+sparsification.json, the curves as CSV and, for a learned confidence, calibration.csv.
+
 Everything is checked before any frame is read: the checkpoint, the store against what the
 checkpoint was trained on (geometry, provenance, mask source), the split.
 """
@@ -26,10 +30,11 @@ from mtdepth.log import progress_bar
 from mtdepth.params import Params
 from mtdepth.pipeline.baselines import IPBasicConfig, baseline
 from mtdepth.pipeline.checkpoint import model_from_checkpoint
-from mtdepth.pipeline.evaluation import AVERAGES, EvalSettings, Evaluation, evaluate_batches
+from mtdepth.pipeline.evaluation import AVERAGES, SCORED, EvalSettings, Evaluation, evaluate_batches
 from mtdepth.pipeline.files import write_csv, write_json
 from mtdepth.pipeline.panels import PanelFrame, PanelStyle, render_panel
 from mtdepth.pipeline.regions import REGION_CODES
+from mtdepth.pipeline.sparsification import STEPS, SparsificationSettings
 
 
 @dataclass
@@ -38,7 +43,7 @@ class Source:
 
     label: str  # for metrics.json and panel titles
     outputs: tuple[str, ...]  # ("init", "final") or ("final",)
-    predict: Callable[[dict], dict]  # batch on device -> {output: (B, 1, H, W) metres}
+    predict: Callable[[dict], dict]  # batch on device -> {output: (B, 1, H, W) metres}, and "log_scale" if any
     mask_source: str  # the store mask the source reads ("none" for a baseline)
     required: dict  # array -> provenance the store must have been made with
     geometry: tuple[int, int] | None  # (H, W) it was trained at; None: any
@@ -59,7 +64,8 @@ def checkpoint_source(path: str, device: torch.device, max_depth: float) -> Sour
 
     def predict(batch: dict) -> dict:
         out = model(batch["rgb"], batch["sparse"], batch["valid"], batch["mask"], batch.get("fill"))
-        return {"init": out["init"], "final": out["final"]}
+        kept = ("init", "final", "log_scale")  # log_scale: a model with a confidence output only
+        return {key: out[key] for key in kept if key in out}
 
     return Source(
         label=f"{info.model_name} checkpoint {path} (epoch {info.epoch}, mask {info.mask_source})",
@@ -130,15 +136,62 @@ def score(dataset: CachedDepthDataset, count: int, source: Source, params: Param
         distance_edges=ev.distance_bins,
         device=device,
         panel_positions=frozenset(p for p in ev.panel_frames if p < count),
+        sparsification=sparsification_settings(params, params.data.max_depth),
     )
     with progress_bar(total=count, desc="evaluate", unit="frame") as bar:
         return evaluate_batches(loader, source.predict, source.outputs, settings, on_batch=bar.update)
 
 
+def sparsification_settings(params: Params, max_depth: float) -> SparsificationSettings:
+    """The sparsification and calibration settings of the `evaluate:` params."""
+    ev = params.evaluate
+    return SparsificationSettings(
+        max_depth=max_depth,
+        spread_window=ev.spread_window,
+        calibration_edges=ev.calibration_bins,
+        pooled_pixels=ev.pooled_pixels,
+        seed=ev.sparsification_seed,
+    )
+
+
+def write_sparsification(folder: Path, result: Evaluation, params: Params) -> None:
+    """sparsification.json, sparsification.csv (per-frame mean curves), sparsification_pooled.csv and, with a
+    learned confidence, calibration.csv; nothing when no frame had a valid pixel."""
+    found = result.sparsification
+    if found is None:
+        return
+    ev = params.evaluate
+    calibration = found.calibration_rows()
+    write_json(
+        folder / "sparsification.json",
+        {
+            "output": SCORED,
+            "frames": found.frames,
+            "methods": list(found.methods),
+            "steps": STEPS,
+            "spread_window_px": ev.spread_window,
+            "pooled_pixels_per_frame": ev.pooled_pixels,
+            "seed": ev.sparsification_seed,
+            **{average: found.areas(average) for average in AVERAGES},
+            "calibration": None
+            if not calibration
+            else {
+                "worst_factor": found.worst_calibration_factor(),
+                "bins": [{**row, "hi_m": None if math.isinf(row["hi_m"]) else row["hi_m"]} for row in calibration],
+            },
+        },
+    )
+    write_csv(folder / "sparsification.csv", found.curve_rows("frame_mean"))
+    write_csv(folder / "sparsification_pooled.csv", found.curve_rows("pooled"))
+    if calibration:
+        write_csv(folder / "calibration.csv", calibration)
+
+
 def write_outputs(
     folder: Path, result: Evaluation, source: Source, params: Params, see_through: dict | None = None
 ) -> None:
-    """metrics.json, per_frame.csv and panels/ into `folder` (`see_through`: the input filter's counts)."""
+    """metrics.json, per_frame.csv, the sparsification files and panels/ into `folder` (`see_through`: the
+    input filter's counts)."""
     ev = params.evaluate
     frames = open_store(params.store.path).frames
     write_json(
@@ -156,6 +209,7 @@ def write_outputs(
     )
     rows = [{**_origin(frames, entry["row"]), **entry} for entry in result.frame_rows()]
     write_csv(folder / "per_frame.csv", rows)
+    write_sparsification(folder, result, params)
     panels = folder / "panels"
     panels.mkdir()
     style = PanelStyle(
@@ -205,6 +259,17 @@ def summary_lines(result: Evaluation, source: Source, see_through: dict | None =
             f"  {output}: RMSE {_mm(overall['rmse_mm'])} mm, MAE {_mm(overall['mae_mm'])} mm (pooled), "
             f"RMSE {_mm(tables['frame_mean'][output]['all']['rmse_mm'])} mm (per-frame mean)"
         )
+    found = result.sparsification
+    if found is not None:
+        for average, label in (("frame_mean", "per-frame mean"), ("pooled", "pooled")):
+            areas = found.areas(average)
+            lines.append(
+                f"  {SCORED} AUSE (RMSE, {label}): "
+                + ", ".join(f"{method} {_mm(areas[method]['ause_rmse_mm'])} mm" for method in found.methods)
+            )
+        worst = found.worst_calibration_factor()
+        if worst is not None:
+            lines.append(f"  calibration: every bin's MAE within a factor {worst:.2f} of its predicted error")
     return lines
 
 

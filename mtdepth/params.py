@@ -15,6 +15,7 @@ of its choices (`NonEmpty()` adds "non-empty").
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -243,6 +244,20 @@ class EvaluateParams:
         7  # pixels (KBNet, ScaffNet, Marigold-DC: 7x7)
     )
     see_through_margin: PositiveMetres = 1.5
+    spread_window: Annotated[int, Rule(lambda v: v >= 3 and v % 2 == 1, "an odd number of pixels >= 3")] = (
+        21  # k: the spread baseline is the std of the sparse depths in the k x k window around a pixel
+    )
+    calibration_bins: Annotated[
+        tuple[float, ...],
+        Rule(
+            lambda v: len(v) >= 2 and v[0] >= 0 and all(a < b for a, b in zip(v, v[1:])),
+            "two or more increasing edges >= 0 metres",
+        ),
+    ] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, math.inf)  # predicted expected error, metres: bins [lo, hi)
+    pooled_pixels: Annotated[int, Range(1, unit="pixels")] = (
+        10000  # per frame: the random subsample of valid pixels the pooled sparsification curves use
+    )
+    sparsification_seed: int = 0  # the pooled subsample and the random order among tied uncertainties
 
 
 @dataclass(frozen=True)

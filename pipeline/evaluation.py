@@ -6,8 +6,11 @@
     result.frame_rows()         # one flat dict per frame
 
 A batch is a dict as cache.dataset yields it (rgb, sparse, valid, mask, depth, gt_mask, index);
-`predict(batch)` returns {output: (B, 1, H, W) metres}. Regions come from gt_mask. Sums are kept
-per frame in float64, so both averages and any regrouping come from the same numbers.
+`predict(batch)` returns {output: (B, 1, H, W) metres}, and "log_scale" (B, 1, H, W) when the model
+predicts its own error (a Laplace scale b = exp(log_scale), metres). Regions come from gt_mask. Sums are
+kept per frame in float64, so both averages and any regrouping come from the same numbers. With
+`settings.sparsification`, the scored output (SCORED) is also ranked by its uncertainty maps
+(pipeline/sparsification.py: learned when present, distance and spread always): `result.sparsification`.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import torch
 
 from mtdepth.pipeline.metrics import METRICS, frame_mean, metric_sums, metrics_from_sums, pooled
 from mtdepth.pipeline.regions import REGION_CODES, group_masks, group_names
+from mtdepth.pipeline.sparsification import Sparsification, SparsificationSettings, SparsificationTracker
 
 AVERAGES = ("pooled", "frame_mean")
 PANEL_KEYS = ("rgb", "depth", "sparse", "mask", "gt_mask")
+SCORED = "final"  # the output every source has: the one sparsification ranks
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class EvalSettings:
     distance_edges: tuple[float, ...]
     device: torch.device = torch.device("cpu")
     panel_positions: frozenset[int] = frozenset()  # positions (0-based, in batch order) to keep images of
+    sparsification: SparsificationSettings | None = None  # None: no sparsification curves
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Evaluation:
     rows: list[int] = field(default_factory=list)  # store row of each scored frame
     sums: dict[str, torch.Tensor] = field(default_factory=dict)  # output -> (F, G, len(SUMS)) float64
     panels: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # position -> (H, W[, 3]) images
+    sparsification: Sparsification | None = None  # of SCORED; None when not asked for or no valid pixel
 
     @property
     def count(self) -> int:
@@ -100,6 +107,7 @@ def evaluate_batches(
     """Score `predict` on every batch; `on_batch(frames)` after each (a progress bar's update)."""
     result = Evaluation(outputs=outputs, groups=group_names(settings.distance_edges))
     chunks: dict[str, list[torch.Tensor]] = {output: [] for output in outputs}
+    tracker = SparsificationTracker(settings.sparsification) if settings.sparsification else None
     for batch in batches:
         batch = {k: v.to(settings.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         gt = batch["depth"]
@@ -107,6 +115,8 @@ def evaluate_batches(
         predictions = predict(batch)
         for output in outputs:
             chunks[output].append(metric_sums(predictions[output], gt, groups, settings.max_depth).cpu())
+        if tracker is not None:  # batch["sparse"]: the input the source read (a filter changes it in place)
+            tracker.add(predictions[SCORED], gt, batch["sparse"], predictions.get("log_scale"))
         first = result.count
         result.rows.extend(int(i) for i in batch["index"])
         for j, position in enumerate(range(first, result.count)):
@@ -117,4 +127,5 @@ def evaluate_batches(
                 result.panels[position] = images
         on_batch(len(gt))
     result.sums = {output: torch.cat(parts) for output, parts in chunks.items()}
+    result.sparsification = tracker.result() if tracker is not None else None
     return result

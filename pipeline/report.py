@@ -1,5 +1,6 @@
 """The comparison report: one row per scored model from `mtdepth evaluate`'s metrics.json, the
-training curves from each run's dvclive logs, and the panels of all models tiled side by side.
+training curves from each run's dvclive logs, the sparsification curves and AUSE of each model
+(sparsification.json / .csv), and the panels of all models tiled side by side.
 
 Pure functions over dicts, paths and PIL images; `mtdepth report` (stages/report.py) writes them.
 """
@@ -36,6 +37,7 @@ COLUMNS = (
 REGIONS = ("all", *regions.REGIONS)  # the table's regions
 CURVE = Path("live/plots/metrics/val/final_rmse_mm.tsv")  # dvclive's per-epoch validation RMSE of D_final
 EPOCH_SECONDS = Path("live/plots/metrics/epoch_seconds.tsv")
+SPARSIFICATION_METHODS = ("learned", "distance", "spread")  # evaluate's uncertainty maps, best first
 TILE_SCALE = 0.5  # panels are tiled at half their size
 TILE_COLUMNS = 4
 
@@ -150,6 +152,107 @@ def curves_figure(path: Path, curves: dict[str, Training], dpi: int = 100) -> No
         axes.plot(range(1, len(training.rmse_mm) + 1), [v / 1000 for v in training.rmse_mm], marker=".", label=name)
     axes.set(xlabel="epoch", ylabel="validation RMSE of D_final (m)", yscale="log", title="Validation RMSE per epoch")
     axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=dpi, facecolor="white")
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One model's sparsification: per-frame mean AUSE / AURG per method (mm) and the curve the plot draws."""
+
+    areas: dict  # sparsification.json's "frame_mean": {method: {"ause_rmse_mm": ..., ...}}
+    pooled: dict  # its "pooled"
+    method: str  # the curve drawn: learned where present, else distance
+    fractions: tuple[float, ...]
+    rmse_mm: tuple[float, ...]
+
+
+def ranking_problem(summary: object, rows: list[dict]) -> str | None:
+    """What makes (sparsification.json, sparsification.csv rows) not evaluate's; None if they are."""
+    if not isinstance(summary, dict):
+        return "sparsification.json is not a JSON object"
+    for average in ("frame_mean", "pooled"):
+        areas = summary.get(average)
+        if not isinstance(areas, dict) or not areas or not set(areas) <= set(SPARSIFICATION_METHODS):
+            return f"sparsification.json: {average!r} is {areas!r}, not AUSE per method"
+        for method, values in areas.items():
+            value = values.get("ause_rmse_mm") if isinstance(values, dict) else None
+            if not isinstance(value, Real) or isinstance(value, bool):
+                return f"sparsification.json: {average}.{method}.ause_rmse_mm is {value!r}, not a number"
+    method = _drawn(summary["frame_mean"])
+    column = f"{method}_rmse_mm"
+    if not rows or "fraction" not in rows[0] or column not in rows[0]:
+        return f"sparsification.csv has no 'fraction' and {column!r} columns"
+    return None
+
+
+def _drawn(areas: dict) -> str:
+    return next(m for m in SPARSIFICATION_METHODS if m in areas)
+
+
+def read_ranking(summary: dict, rows: list[dict]) -> Ranking:
+    """A Ranking from a checked sparsification.json and the rows of its sparsification.csv (ValueError if a
+    value is no number)."""
+    method = _drawn(summary["frame_mean"])
+    return Ranking(
+        areas=summary["frame_mean"],
+        pooled=summary["pooled"],
+        method=method,
+        fractions=tuple(float(row["fraction"]) for row in rows),
+        rmse_mm=tuple(float(row[f"{method}_rmse_mm"]) for row in rows),
+    )
+
+
+def ranking_columns(ranking: Ranking) -> dict:
+    """The AUSE / AURG (RMSE, mm) of each method, flat, for report.json."""
+    return {
+        f"{average}/{key}/{method}": values[key]
+        for average, areas in (("frame_mean", ranking.areas), ("pooled", ranking.pooled))
+        for method, values in areas.items()
+        for key in ("ause_rmse_mm", "aurg_rmse_mm")
+        if key in values
+    }
+
+
+def ranking_table(rankings: dict[str, Ranking]) -> str:
+    """AUSE of D_final's RMSE (mm) per model and uncertainty map, per-frame mean and pooled, markdown."""
+    head = ["model", *(f"AUSE {m}" for m in SPARSIFICATION_METHODS), *(f"pooled {m}" for m in SPARSIFICATION_METHODS)]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for name, ranking in rankings.items():
+        cells = [
+            _number(areas[m]["ause_rmse_mm"], "ause_rmse_mm") if m in areas else "-"
+            for areas in (ranking.areas, ranking.pooled)
+            for m in SPARSIFICATION_METHODS
+        ]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def sparsification_rows(rankings: dict[str, Ranking]) -> list[dict]:
+    """Wide format for `dvc plots`: one row per fraction, one column per model (the curve drawn, RMSE mm)."""
+    first = next(iter(rankings.values()))
+    return [
+        {"fraction": fraction, **{name: r.rmse_mm[i] for name, r in rankings.items()}}
+        for i, fraction in enumerate(first.fractions)
+    ]
+
+
+def sparsification_figure(path: Path, rankings: dict[str, Ranking], dpi: int = 100) -> None:
+    """RMSE of the pixels left against the fraction removed, one line per model, written to `path` (PNG)."""
+    figure = Figure(figsize=(8, 4.5), dpi=dpi)
+    axes = figure.add_subplot()
+    for name, ranking in rankings.items():
+        axes.plot(
+            ranking.fractions, [v / 1000 for v in ranking.rmse_mm], marker=".", label=f"{name} ({ranking.method})"
+        )
+    axes.set(
+        xlabel="fraction of pixels removed (most uncertain first)",
+        ylabel="RMSE of D_final left (m)",
+        title="Sparsification of D_final (per-frame mean)",
+    )
+    axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()
     FigureCanvasAgg(figure)

@@ -8,6 +8,10 @@ Writes, all or nothing (built in a temporary folder beside DIR, then renamed ove
                         pixel group (all, object, boundary, background, distance bins), pooled over
                         all pixels and per frame then averaged
     DIR/per_frame.csv   one row per frame (for `dvc plots`)
+    DIR/sparsification.json, sparsification.csv, sparsification_pooled.csv, calibration.csv
+                        D_final's pixels removed in order of uncertainty (the model's own log_scale when
+                        it has one, distance to and spread of the sparse samples): AUSE / AURG, the curves,
+                        the calibration of the predicted error (docs/confidence.md)
     DIR/panels/*.png    Figure-2 panels of the frames `evaluate.panel_frames` names
 Everything is checked before any frame is read: the checkpoint, the store, the split, --out.
 `--input DIR` scores your own labelled frames instead of a store (cache/evaluate_folder.py).

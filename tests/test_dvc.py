@@ -97,6 +97,10 @@ def test_first_repro_runs_every_stage_but_the_segmenter_refit(project):
     assert all(f"| {name} |" in table for name in ROWS)
     assert "| mtdepth-yolo |" in first  # the table is printed by the run
     assert (root / "runs" / "report" / "curves.png").stat().st_size > 0
+    assert (root / "runs" / "report" / "sparsification.png").stat().st_size > 0
+    assert "Ranking by uncertainty" in table and all(
+        (root / "runs" / "eval" / n / "sparsification.json").is_file() for n in ROWS
+    )
     assert len(list((root / "runs" / "report" / "panels").glob("row*.png"))) == 1  # evaluate.panel_frames: [0]
     assert (root / "runs" / "mtdepth-yolo.onnx").stat().st_size > 0
     assert not (root / "runs" / "segmenter").exists()
@@ -127,6 +131,8 @@ def test_metrics_and_plots_show_the_run(project):
         "Training loss per epoch",
         "RMSE (mm) per model and region",
         "Per-frame RMSE of D_final (mm) on the validation split",
+        "Sparsification of D_final - RMSE (mm) of the pixels left vs fraction removed (learned confidence else distance)",
+        "Sparsification by distance to the nearest sparse sample - RMSE (mm) left vs fraction removed",
     ):
         assert title in plots
 

@@ -35,6 +35,7 @@ PROVENANCE = {
 PANEL_DPI = 20
 EVALUATE = {"batch": 2, "workers": 0, "boundary_px": 2, "panel_frames": [0, 2, 50], "panel_dpi": PANEL_DPI}
 GROUPS = ["all", "object", "boundary", "background", "d0-20", "d20-40", "d40-80"]
+CALIBRATION = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, float("inf"))  # evaluate.calibration_bins' default
 
 
 def make_store(url, arrays=tuple(PROVENANCE), split=SPLIT) -> None:
@@ -143,6 +144,78 @@ def test_checkpoint_end_to_end(workspace, tmp_path):
         assert image.size == panel_size(PanelStyle(max_depth=80.0, dpi=PANEL_DPI))
 
 
+def test_sparsification_files_of_a_model_without_confidence(workspace, tmp_path):
+    out = tmp_path / "eval"
+    result = run(workspace, "--checkpoint", str(workspace / "mtdepth.pt"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    found = json.loads((out / "sparsification.json").read_text())
+    assert found["output"] == "final" and found["frames"] == 3 and found["steps"] == 50
+    assert found["methods"] == ["distance", "spread"] and found["spread_window_px"] == 21
+    for average in ("frame_mean", "pooled"):
+        assert set(found[average]) == {"distance", "spread"}
+        for areas in found[average].values():
+            assert set(areas) == {"ause_rmse_mm", "aurg_rmse_mm", "ause_mae_mm", "aurg_mae_mm"}
+            assert areas["ause_rmse_mm"] >= 0 and areas["ause_mae_mm"] >= 0
+    assert found["calibration"] is None and not (out / "calibration.csv").exists()
+    for name in ("sparsification.csv", "sparsification_pooled.csv"):
+        with open(out / name) as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == 50 and float(rows[0]["fraction"]) == 0 and float(rows[-1]["fraction"]) == 0.98
+        assert {"oracle_rmse_mm", "distance_rmse_mm", "spread_mae_mm", "random_rmse_mm"} <= set(rows[0])
+        assert all(float(r["oracle_rmse_mm"]) <= float(r["distance_rmse_mm"]) + 1e-6 for r in rows)
+    metrics = json.loads((out / "metrics.json").read_text())
+    with open(out / "sparsification.csv") as fh:
+        first = next(csv.DictReader(fh))
+    assert float(first["random_rmse_mm"]) == pytest.approx(metrics["frame_mean"]["final"]["all"]["rmse_mm"])
+    assert "final AUSE (RMSE, per-frame mean): distance " in result.output and "spread " in result.output
+    report = CliRunner().invoke(cli, ["report", "--out", str(tmp_path / "report"), str(out)])
+    assert report.exit_code == 0, report.output
+    assert (tmp_path / "report" / "sparsification.png").is_file()
+    assert "| eval | - | " in (tmp_path / "report" / "report.md").read_text()  # no learned AUSE, then distance
+
+
+class WithConfidence(torch.nn.Module):
+    """A tiny real model plus a log_scale output (the interface of a model with `confidence: on`)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs):
+        out = self.model(*inputs)
+        return {**out, "log_scale": torch.log(0.5 + out["final"].abs() / 10)}
+
+
+def test_a_model_with_a_confidence_output_is_ranked_and_calibrated(workspace, tmp_path, monkeypatch):
+    import mtdepth.cache.evaluate_run as evaluate_run
+
+    real = evaluate_run.model_from_checkpoint
+    monkeypatch.setattr(
+        evaluate_run,
+        "model_from_checkpoint",
+        lambda path, device: (WithConfidence(real(path, device)[0]), real(path, device)[1]),
+    )
+    out = tmp_path / "eval"
+    result = run(workspace, "--checkpoint", str(workspace / "mtdepth.pt"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    found = json.loads((out / "sparsification.json").read_text())
+    assert found["methods"] == ["learned", "distance", "spread"]
+    assert found["frame_mean"]["learned"]["ause_rmse_mm"] >= 0
+    with open(out / "calibration.csv") as fh:
+        bins = list(csv.DictReader(fh))
+    assert [(float(b["lo_m"]), float(b["hi_m"])) for b in bins] == list(zip(CALIBRATION[:-1], CALIBRATION[1:]))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert sum(int(b["pixels"]) for b in bins) == metrics["pooled"]["final"]["all"]["pixels"]  # last edge inf
+    filled = [b for b in bins if int(b["pixels"])]
+    assert found["calibration"]["worst_factor"] == pytest.approx(
+        max(max(float(b["ratio"]), 1 / float(b["ratio"])) for b in filled)
+    )
+    assert found["calibration"]["bins"][-1]["hi_m"] is None  # inf: JSON has none
+    with open(out / "sparsification.csv") as fh:
+        assert "learned_rmse_mm" in next(csv.DictReader(fh))
+    assert "final AUSE (RMSE, per-frame mean): learned " in result.output and "calibration: every bin" in result.output
+
+
 def test_a_unet_without_mask_scores_init_equal_to_final(workspace, tmp_path):
     make_checkpoint(tmp_path / "unet.pt", model=UNetBaseline(channels=(4, 8)), mask_source="none")
     result = run(workspace, "--checkpoint", str(tmp_path / "unet.pt"), "--out", str(tmp_path / "eval"))
@@ -171,6 +244,7 @@ def test_nearest_metrics_equal_a_direct_computation_and_repeat_exactly(workspace
         assert run(workspace, "--baseline", "nearest", "--out", str(out)).exit_code == 0
     first, second = ((out / "metrics.json").read_text() for out in runs)
     assert first == second
+    assert (runs[0] / "sparsification.json").read_text() == (runs[1] / "sparsification.json").read_text()
     batch = val_batch(workspace)
     expected = rmse_mae_mm(error_sums(nearest_fill(batch["sparse"]), batch["depth"], 80.0))
     assert json.loads(first)["pooled"]["final"]["all"]["mae_mm"] == pytest.approx(expected["mae_mm"], rel=1e-6)
@@ -181,7 +255,14 @@ def test_a_successful_run_replaces_an_old_output_folder(workspace, tmp_path):
     out.mkdir()
     (out / "stale.txt").write_text("old")
     assert run(workspace, "--baseline", "nearest", "--out", str(out)).exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "panels", "per_frame.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metrics.json",
+        "panels",
+        "per_frame.csv",
+        "sparsification.csv",
+        "sparsification.json",
+        "sparsification_pooled.csv",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]  # no temporary folder left
 
 
@@ -267,6 +348,14 @@ def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(workspace, tmp_pa
         str(_params(tmp_path, distance_bins=[0.0, 40.0, 20.0])),
     )
     assert result.exit_code == 2 and "evaluate.distance_bins must be two or more increasing edges" in result.output
+    for bad, message in (
+        ({"spread_window": 4}, "evaluate.spread_window must be an odd number of pixels >= 3, got 4"),
+        ({"calibration_bins": [0.0, 1.0, 0.5]}, "evaluate.calibration_bins must be two or more increasing edges"),
+        ({"pooled_pixels": 0}, "evaluate.pooled_pixels must be >= 1 pixels, got 0"),
+    ):
+        args = ("--baseline", "nearest", "--out", str(tmp_path / "out"), "--params", str(_params(tmp_path, **bad)))
+        result = run(workspace, *args)
+        assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1, result.output
     assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name or ".old-" in p.name] == []
 
 

@@ -61,6 +61,9 @@ def test_a_baseline_scored_on_labelled_frames(tmp_path, monkeypatch):
     assert [row["name"] for row in rows] == sorted(truths)
     assert sorted(p.name for p in (tmp_path / "eval" / "panels").iterdir()) == [f"{sorted(truths)[0]}.png"]
     assert "evaluate: nearest baseline: 3 frames" in result.output
+    sparsification = json.loads((tmp_path / "eval" / "sparsification.json").read_text())
+    assert sparsification["frames"] == 3 and sparsification["methods"] == ["distance", "spread"]
+    assert (tmp_path / "eval" / "sparsification.csv").is_file() and "AUSE (RMSE, pooled)" in result.output
 
 
 def test_a_checkpoint_and_its_onnx_score_alike(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """`mtdepth report`: the table from evaluate's metrics.json, curves from dvclive logs, tiled panels,
 and every bad input as one line with nothing written."""
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -35,6 +36,19 @@ def fake_eval(folder: Path, rmse: float, panels=("row00003.png",)) -> Path:
     for name in panels:
         Image.new("RGB", PANEL, "red").save(folder / "panels" / name)
     return folder
+
+
+def fake_sparsification(folder: Path, methods=("distance", "spread"), start: float = 3000.0) -> None:
+    """evaluate's sparsification.json and .csv: per method AUSE = 100 x its position, curves falling from `start`
+    (plus an offset per method)."""
+    areas = {m: {"ause_rmse_mm": 100.0 * (k + 1), "aurg_rmse_mm": 50.0} for k, m in enumerate(methods)}
+    (folder / "sparsification.json").write_text(json.dumps({"frame_mean": areas, "pooled": areas}))
+    names = ("oracle", *methods)
+    offset = {"oracle": 0, "learned": 10, "distance": 20, "spread": 30}  # mm, so each column is told apart
+    lines = [",".join(["fraction", *(f"{m}_rmse_mm" for m in names)])] + [
+        ",".join([str(i / 50), *(str(start * (1 - i / 100) + offset[m]) for m in names)]) for i in range(50)
+    ]
+    (folder / "sparsification.csv").write_text("\n".join(lines) + "\n")
 
 
 def fake_run(folder: Path, rmse: list[float], seconds: list[float]) -> None:
@@ -81,6 +95,64 @@ def test_report_writes_table_json_curves_and_tiled_panels(tmp_path):
     with Image.open(out / "curves.png") as curves:
         assert curves.width > 100
     assert read_training(tmp_path / "train" / "unet").seconds == 180.0
+
+
+def test_report_draws_every_models_sparsification_curve_and_tabulates_ause(tmp_path):
+    evals = [fake_eval(tmp_path / "eval" / name, 3000.0) for name in ("nearest", "conf", "old")]
+    fake_sparsification(evals[0])
+    fake_sparsification(evals[1], methods=("learned", "distance", "spread"), start=2000.0)  # "old": none
+    out = tmp_path / "report"
+    result = report("--out", out, *evals)
+    assert result.exit_code == 0, result.output
+    md = (out / "report.md").read_text()
+    assert "| nearest | - | 100 | 200 | - | 100 | 200 |" in md and "| conf | 100 | 200 | 300 | 100 | 200 | 300 |" in md
+    assert "| old |" not in md.split("Ranking by uncertainty")[1]
+    with open(out / "sparsification.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["fraction", "nearest", "conf"] and len(rows) == 50
+    assert float(rows[1]["conf"]) == pytest.approx(2000.0 * 0.99 + 10)  # conf's learned curve
+    assert float(rows[1]["nearest"]) == pytest.approx(3000.0 * 0.99 + 20)  # nearest's distance curve
+    rows = json.loads((out / "report.json").read_text())
+    assert (
+        rows["conf"]["frame_mean/ause_rmse_mm/learned"] == 100.0
+        and "frame_mean/ause_rmse_mm/learned" not in rows["old"]
+    )
+    with Image.open(out / "sparsification.png") as image:
+        assert image.width > 100
+
+
+def test_no_sparsification_files_no_plot(tmp_path):
+    evals = [fake_eval(tmp_path / "eval" / "old", 3000.0)]
+    assert report("--out", tmp_path / "report", *evals).exit_code == 0
+    assert not (tmp_path / "report" / "sparsification.png").exists()
+    assert "Ranking by uncertainty" not in (tmp_path / "report" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "break_it,message",
+    [
+        (lambda folder: (folder / "sparsification.json").write_text("{oops"), "(JSONDecodeError"),
+        (lambda folder: (folder / "sparsification.csv").unlink(), "(sparsification.csv not found)"),
+        (
+            lambda folder: _set(folder / "sparsification.json", ("pooled", "distance", "ause_rmse_mm"), "1"),
+            "pooled.distance.ause_rmse_mm is '1', not a number",
+        ),
+        (lambda folder: (folder / "sparsification.csv").write_text("a,b\n1,2\n"), "no 'fraction' and"),
+        (
+            lambda folder: (folder / "sparsification.csv").write_text("fraction,distance_rmse_mm\n0,x\n"),
+            "(ValueError",
+        ),
+    ],
+)
+def test_bad_sparsification_files_are_one_line(tmp_path, break_it, message):
+    evals = [fake_eval(tmp_path / "eval" / name, 3000.0) for name in ("a", "b")]
+    for folder in evals:
+        fake_sparsification(folder)
+    break_it(evals[1])
+    result = report("--out", tmp_path / "report", *evals)
+    errors = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(errors) == 1 and message in errors[0] and str(evals[1]) in errors[0], errors
+    assert not (tmp_path / "report").exists()
 
 
 @pytest.mark.parametrize(
