@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := False
 
-.PHONY: install demo test test-fast lint bench segmenter results results-ablation results-paper clean-data
+.PHONY: install demo test test-fast lint bench segmenter depth-model results results-ablation results-paper clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ bench: install
 segmenter: install
 	$(BIN)/dvc repro segmenter/dvc.yaml
 	cp runs/segmenter/yolo11n-seg-synth.pt runs/segmenter/yolo11n-seg-synth.onnx runs/segmenter/yolo11n-seg-synth.json weights/
+
+# Remakes the shipped default depth model (weights/depth-unet-mixed.{pt,onnx,json}): depthmodel/dvc.yaml
+# trains the U-Net on IP-Basic's fill on the mixed sparse pattern (and the same schedule on uniform, its
+# reference), scores both per pattern, exports ONNX and writes the JSON report (depthmodel/params.yaml).
+depth-model: install
+	$(BIN)/dvc repro depthmodel/dvc.yaml
+	cp runs/depthmodel/train/mixed/best.pt weights/depth-unet-mixed.pt
+	cp runs/depthmodel/depth-unet-mixed.onnx runs/depthmodel/depth-unet-mixed.json weights/
 
 clean-data:
 	rm -rf data runs

@@ -1,5 +1,9 @@
 """`mtdepth predict` and `mtdepth export`, measured side by side in one run.
 
+0. Predict's frames/s on one 375x1242 frame (masks, fill and net, the way `predict` runs them; file
+   reading and writing left out): the shipped default model (weights/depth-unet-mixed.pt, its .onnx)
+   and the paper's network (Table 2 MT-Depth: absolute output, no fill, YOLO masks; untrained, speed
+   does not depend on the weights), through torch and ONNX Runtime, beside IP-Basic alone.
 1. Depth-network inference, batch 1, at 256x512 and 375x1242: torch eager (fp32) against
    ONNX Runtime on the CPU; on a GPU also torch with AMP and ORT's CUDA provider. Speed does
    not depend on the weights, so without --checkpoint an untrained Table 2 MT-Depth is used.
@@ -10,7 +14,7 @@
 3. With --checkpoint: the outputs scored against GT with the project's metrics (RMSE, MAE),
    --size native vs trained, without masks, the .onnx export vs the .pt, and nearest fill of the same input.
 
-    .venv/bin/python bench/bench_predict.py [--checkpoint runs/x/best.pt] [--frames 4]
+    .venv/bin/python bench/bench_predict.py [--checkpoint runs/x/best.pt] [--frames 4] [--shipped W.pt] [--speed-only]
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from mtdepth.pipeline.inference import DepthNet, complete, frame_from_files, loa
 from mtdepth.pipeline.metrics import error_sums, rmse_mae_mm
 from mtdepth.pipeline.preview import write_preview
 from mtdepth.pipeline.models import MTDepth
+from mtdepth.pipeline.prefill import prefill_frame
 from mtdepth.pipeline.segmenter import Segmenter, SegmenterConfig
+from mtdepth.pipeline.shipped import shipped_model
 from mtdepth.pipeline.sparse import sparsify
 from mtdepth.pipeline.vkitti2 import index_frames, load_frame
 
@@ -45,6 +51,7 @@ KITTI_SIZE = (375, 1242)
 KEEP_PROB = 0.05
 MAX_DEPTH = 80.0
 SEED = 303  # streets no training or segmenter data was made from
+LIDAR_HZ = 10  # a spinning LiDAR's frame rate (KITTI's HDL-64E)
 DEFAULT_SEGMENTER = {"weights": "weights/yolo11n-seg-synth.pt", "imgsz": 384, "conf": 0.25, "iou": 0.7, "classes": []}
 
 
@@ -133,6 +140,45 @@ def inference_table(model, info: CheckpointInfo, work: Path, repeats: int) -> No
     print("|---|" + "---:|---:|" * len(SIZES))
     for label, cells in rows.items():
         print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def shipped_table(shipped: Path, paper: Path, frame, work: Path, repeats: int) -> None:
+    """Table 0: predict's frames/s on one frame, shipped model and the paper's network, torch and ORT, beside
+    IP-Basic; each model's .onnx is the one beside its .pt (the shipped one), else exported here."""
+    steps, sizes = {}, {}
+    for label, checkpoint in (
+        ("shipped: U-Net on IP-Basic's fill", shipped),
+        ("paper: MT-Depth (Table 2, absolute, no fill)", paper),
+    ):
+        onnx_path = checkpoint.with_suffix(".onnx")
+        if not onnx_path.is_file():
+            onnx_path = work / f"{checkpoint.stem}.onnx"
+            cli_run("export", "--checkpoint", checkpoint, "--out", onnx_path)
+        model, _ = model_from_checkpoint(checkpoint)
+        sizes[label] = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}"
+        for backend, path in (("torch", checkpoint), ("ONNX Runtime", onnx_path)):
+            net = load_net(path, "cpu")
+            config = segmenter_config(net.info, None, None, 1, "cpu")
+            masks = Segmenter(config).predict_batch if config else None
+            steps[(label, backend, "yolo" if masks else "-")] = lambda net=net, masks=masks: complete(
+                net, [frame], "native", masks
+            )
+    steps[("IP-Basic alone (the fill)", "numpy", "-")] = lambda: prefill_frame("ipbasic", frame.sparse)
+    sizes["IP-Basic alone (the fill)"] = "-"
+    height, width = frame.sparse.shape
+    print(
+        f"predict per {height}x{width} frame on the CPU ({torch.get_num_threads()} torch threads, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), batch 1, masks + fill + net as "
+        f"`predict --size native` runs them (no file I/O), median of {repeats} interleaved runs:\n"
+    )
+    print(f"| model | M params | backend | masks | ms/frame | frames/s | of a {LIDAR_HZ} Hz LiDAR |")
+    print("|---|---:|---|---|---:|---:|---:|")
+    for (label, backend, masks), seconds in interleaved_medians(steps, repeats).items():
+        print(
+            f"| {label} | {sizes[label]} | {backend} | {masks} | {1000 * seconds:.0f} | {1 / seconds:.2f} "
+            f"| {100 / (seconds * LIDAR_HZ):.0f}% |"
+        )
+    print()
 
 
 def step_table(checkpoint: Path, root: Path, names: list[str], work: Path, size: str) -> None:
@@ -250,11 +296,33 @@ def accuracy_table(checkpoint: Path, root: Path, names: list[str], work: Path) -
     print(f"| nearest fill of the same sparse input (reference) | {metrics['rmse_mm']:.0f} | {metrics['mae_mm']:.0f} |")
 
 
+def paper_checkpoint(path: Path) -> Path:
+    """An untrained Table 2 MT-Depth (absolute output, no fill, YOLO masks) saved at `path`."""
+    from mtdepth.pipeline.checkpoint import checkpoint_state, save_checkpoint
+
+    torch.manual_seed(0)
+    model = MTDepth().eval()
+    info = CheckpointInfo(
+        model_config=model.config,
+        mask_source="yolo",
+        height=256,
+        width=512,
+        max_depth=MAX_DEPTH,
+        store_url="",
+        store_provenance={},
+        segmenter=DEFAULT_SEGMENTER,
+    )
+    save_checkpoint(path, checkpoint_state(model, info))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, help="a trained .pt (default: an untrained Table 2 MT-Depth)")
+    parser.add_argument("--shipped", type=Path, help="the shipped model's .pt (default: the installed one)")
     parser.add_argument("--frames", type=int, default=2, help="frames per scene and condition (x 2 x 2)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per backend and size")
+    parser.add_argument("--speed-only", action="store_true", help="table 0 alone (predict frames/s per model)")
     parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
     args = parser.parse_args()
     if args.tiny:
@@ -262,31 +330,13 @@ def main() -> None:
         args.frames, args.repeats, SIZES = 1, 1, ((64, 128),)
     with tempfile.TemporaryDirectory(prefix="mtdepth-bench-") as folder:
         work = Path(folder)
-        if args.checkpoint:
-            model, info = model_from_checkpoint(args.checkpoint)
-            checkpoint = args.checkpoint
-        else:
-            from mtdepth.pipeline.checkpoint import checkpoint_state, save_checkpoint
-
-            torch.manual_seed(0)
-            model = MTDepth().eval()
-            info = CheckpointInfo(
-                model_config=model.config,
-                mask_source="yolo",
-                height=256,
-                width=512,
-                max_depth=MAX_DEPTH,
-                store_url="",
-                store_provenance={},
-                segmenter=DEFAULT_SEGMENTER,
-            )
-            checkpoint = work / "untrained.pt"
-            save_checkpoint(checkpoint, checkpoint_state(model, info))
+        paper = paper_checkpoint(work / "paper-untrained.pt")
+        checkpoint = args.checkpoint or paper
+        model, info = model_from_checkpoint(checkpoint)
         print(
             f"model {info.model_config}; load average before the run {os.getloadavg()[0]:.1f} "
             f"on {os.cpu_count()} cores (other work on the machine slows torch's threads most)\n"
         )
-        inference_table(model, info, work, args.repeats)
         cli_run(
             "synth",
             "--out",
@@ -301,6 +351,14 @@ def main() -> None:
             args.frames,
         )
         names = write_kitti_folder(work / "synth", work / "kitti")
+        first = work / "kitti" / "image" / f"{names[0]}.png"
+        frame = frame_from_files(
+            names[0], first, work / "kitti" / "velodyne_raw" / f"{partner(names[0], 'velodyne_raw')}.png"
+        )
+        shipped_table(args.shipped or shipped_model(), paper, frame, work, args.repeats)
+        if args.speed_only:
+            return
+        inference_table(model, info, work, args.repeats)
         for size in ("native", "trained"):
             (work / size).mkdir()
             step_table(checkpoint, work / "kitti", names, work / size, size)

@@ -35,6 +35,10 @@ COMMANDS = {
         "Score a checkpoint or a classical baseline: KITTI metrics per region, panels.",
     ),
     "train": ("mtdepth.stages.train:train", "Stage two: train MT-Depth or the U-Net baseline from the store alone."),
+    "model-card": (
+        "mtdepth.stages.model_card:model_card",
+        "Write a trained depth model's JSON report: its making and its metrics per sparse pattern and region.",
+    ),
     "report": (
         "mtdepth.stages.report:report",
         "Compare evaluated models: one table (markdown, JSON), curves, panels side by side.",

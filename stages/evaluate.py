@@ -62,6 +62,12 @@ from mtdepth.pipeline.outliers import filtered
     default=None,
     help="Drop see-through samples from the sparse input first. [evaluate.drop_see_through]",
 )
+@click.option(
+    "--any-sparse",
+    is_flag=True,
+    help="Score a checkpoint on the store's sparse input whatever it was made with (another pattern); "
+    "its other arrays must still be the training store's.",
+)
 def evaluate(
     params_file,
     store,
@@ -76,10 +82,13 @@ def evaluate(
     workers,
     device,
     drop_see_through,
+    any_sparse,
 ):
     """Score a checkpoint (D_init and D_final) or a baseline: KITTI metrics per region and distance bin, panels."""
     if (checkpoint is None) == (baseline is None):
         raise MtDepthError("give exactly one of --checkpoint or --baseline")
+    if any_sparse and (checkpoint is None or input_dir is not None):
+        raise MtDepthError("--any-sparse: scores a --checkpoint on a store, not a --baseline or an --input folder")
     params = load_params(params_file)
     params = override(params, "store", path=store)
     params = override(
@@ -109,6 +118,8 @@ def evaluate(
         if checkpoint
         else baseline_source(baseline, params)
     )
+    if any_sparse:
+        source = dataclasses.replace(source, required={k: v for k, v in source.required.items() if k != "sparse"})
     dataset, count = open_frames(params.store.path, source, ev.split, ev.frames)
     counts: dict = {}
     if ev.drop_see_through:

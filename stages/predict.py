@@ -71,9 +71,8 @@ def _segmenter(net, mask_source, weights, batch, device):
 @click.command("predict")
 @click.option(
     "--checkpoint",
-    required=True,
     type=click.Path(path_type=Path),
-    help="Trained .pt, or an .onnx from `mtdepth export`.",
+    help="Trained .pt, or an .onnx from `mtdepth export`. [the shipped model, weights/depth-unet-mixed.pt]",
 )
 @click.option(
     "--input",
@@ -162,6 +161,11 @@ def predict(
         raise MtDepthError(f"--tile/--tile-margin: {exc}") from None
     pairs = kitti_io.discover((input_dir,) if input_dir else (image, sparse))
     intrinsics = _intrinsics_for(pairs, (fx, fy, cx, cy)) if ply else {}
+    if checkpoint is None:
+        from mtdepth.pipeline.shipped import shipped_model
+
+        checkpoint = shipped_model()
+        log.info("no --checkpoint: the shipped model %s", checkpoint)
     net = load_net(checkpoint, device, tiling)
     segmenter = _segmenter(net, mask_source, weights, batch, device)
     max_depth = net.info.max_depth

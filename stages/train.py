@@ -22,6 +22,7 @@ from mtdepth.params import (
     MaskSource,
     Model,
     Output,
+    Pattern,
     Precision,
     Prefill,
     Query,
@@ -35,6 +36,11 @@ from mtdepth.params import (
 @click.command("train")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help="Params file.")
 @click.option("--store", help="Stage-one store folder or fsspec URL. [store.path]")
+@click.option(
+    "--pattern",
+    type=click.Choice(choices(Pattern)),
+    help="The sparse pattern the store was made with. [sparse.pattern]",
+)
 @click.option("--model", type=click.Choice(choices(Model)), help="Network. [train.model]")
 @click.option(
     "--mask-source", type=click.Choice(choices(MaskSource)), help="Store mask fed to MT-Depth. [train.mask_source]"
@@ -72,6 +78,7 @@ from mtdepth.params import (
 def train(
     params_file,
     store,
+    pattern,
     model,
     mask_source,
     query,
@@ -95,6 +102,7 @@ def train(
 
     params = load_params(params_file)
     params = override(params, "store", path=store)
+    params = override(params, "sparse", pattern=pattern)
     params = override(params, "model", query=query, prefill=prefill, output=output, keep_sparse=keep_sparse)
     params = override(params, "loss", depth_error=depth_error)
     params = override(

@@ -68,6 +68,8 @@ def test_the_wheel_holds_every_subpackage_and_the_shipped_weights(installed):
     for folder in ("pipeline/models", "pipeline/synth", "cache", "stages"):
         assert any(n.startswith(f"mtdepth/{folder}/") for n in names), folder
     assert "mtdepth/weights/yolo11n-seg-synth.pt" in names
+    for suffix in (".pt", ".onnx", ".json"):  # the shipped depth model (pipeline/shipped.py)
+        assert f"mtdepth/weights/depth-unet-mixed{suffix}" in names
 
 
 def test_the_installed_copy_runs_the_pipeline_outside_the_repository(installed, tmp_path):
@@ -133,3 +135,5 @@ def test_the_installed_copy_runs_the_pipeline_outside_the_repository(installed, 
         env=env,
     )
     assert (tmp_path / "dense/a.png").is_file()
+    sh("mtdepth", "predict", "--input", "frames", "--out", "shipped", "--device", "cpu", cwd=tmp_path, env=env)
+    assert (tmp_path / "shipped/a.png").is_file()  # no --checkpoint: the wheel's own depth model
