@@ -77,7 +77,7 @@ def test_the_likelihood_never_moves_the_depth_and_adds_w_conf_times_its_term():
 def test_both_nets_return_a_clamped_log_scale(keep_sparse):
     rgb, sparse, valid, mask, fill = _inputs()
     for net in _nets(confidence=True, keep_sparse=keep_sparse):
-        torch.nn.init.normal_(_log_scale_conv(net).weight, std=30.0)  # far past both bounds somewhere
+        torch.nn.init.normal_(_log_scale_conv(net).weight, std=300.0)  # far past both bounds somewhere
         out = net.eval()(rgb, sparse, valid, mask, fill)
         s = out["log_scale"]
         assert s.shape == (B, 1, H, W) and s.dtype == torch.float32
@@ -106,6 +106,12 @@ def test_config_records_confidence_and_old_configs_build_without_it():
         assert not rebuilt.confidence and rebuilt.state_dict().keys() == plain.state_dict().keys()
         extra = set(net.state_dict()) - set(plain.state_dict())
         assert extra and all("log_scale_out" in key for key in extra)
+
+
+def test_the_rest_of_a_net_initialises_as_without_confidence():
+    for net, plain in zip(_nets(confidence=True), _nets()):
+        state, other = net.state_dict(), plain.state_dict()
+        assert all(torch.equal(state[k], other[k]) for k in other)  # a fair comparison, seed for seed
 
 
 def _checkpoint(path, model="mtdepth", confidence=True):

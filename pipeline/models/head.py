@@ -8,12 +8,27 @@ predicts the instance foreground for the loss's consistency term.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from mtdepth.pipeline.models.unet import conv1x1, conv3x3
 
-__all__ = ["DepthHead", "MaskHead", "SqueezeExcitation"]
+__all__ = ["DepthHead", "MaskHead", "SqueezeExcitation", "log_scale_conv"]
+
+INIT_EXPECTED_ERROR_M = 1.0  # confidence: what an untrained net expects everywhere, metres
+
+
+def log_scale_conv(channels: int) -> nn.Conv2d:
+    """The confidence's 1x1 output conv: zero weights, bias log INIT_EXPECTED_ERROR_M (an untrained net expects
+    that error everywhere). Built without drawing from torch's generator, so that the rest of a net seeded
+    alike initialises exactly as it does without confidence."""
+    with torch.random.fork_rng(devices=[]):
+        conv = conv1x1(channels, 1)
+    nn.init.zeros_(conv.weight)
+    nn.init.constant_(conv.bias, math.log(INIT_EXPECTED_ERROR_M))
+    return conv
 
 
 class SqueezeExcitation(nn.Module):
@@ -57,7 +72,7 @@ class DepthHead(nn.Module):
         self.se = SqueezeExcitation(channels, reduction)
         self.body = nn.Sequential(conv3x3(channels, mid_channels), nn.BatchNorm2d(mid_channels), nn.ReLU(inplace=True))
         self.depth_out = conv3x3(mid_channels, 1, bias=True)
-        self.log_scale_out = conv1x1(mid_channels, 1) if confidence else None
+        self.log_scale_out = log_scale_conv(mid_channels) if confidence else None
 
     def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(raw depth, raw log-scale or None)."""

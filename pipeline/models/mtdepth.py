@@ -19,8 +19,8 @@ With `keep_sparse` every measured sample is written back over each output (D = s
 With `confidence` a second output conv beside D_final's (the U-Net: a 1x1 conv on F_depth; MT-Depth: on the
 head's features) gives s = log b, b the scale in metres of a Laplace around D_final, so exp(s) = E|e| is the
 expected absolute error in metres; s is clamped to [log MIN_EXPECTED_ERROR_M, log max_depth], starts at
-log INIT_EXPECTED_ERROR_M everywhere, and with `keep_sparse` is the floor where a sample is written back
-(docs/confidence.md). The U-Net baseline's D_final is its D_init and it ignores the mask. The mask is an
+log 1 m everywhere (head.py's log_scale_conv; the rest of the net initialises as it does without it), and
+with `keep_sparse` is the floor where a sample is written back (docs/confidence.md). The U-Net baseline's D_final is its D_init and it ignores the mask. The mask is an
 input, never a parameter: no gradient reaches it (the segmenter stays outside the graph).
 """
 
@@ -36,8 +36,8 @@ from torch import nn
 from mtdepth.params import Output, choices
 from mtdepth.pipeline.models.cross_attention import CrossAttention
 from mtdepth.pipeline.models.fusion import Fusion
-from mtdepth.pipeline.models.head import DepthHead, MaskHead
-from mtdepth.pipeline.models.unet import INPUT_CHANNELS, UNet, conv1x1
+from mtdepth.pipeline.models.head import DepthHead, MaskHead, log_scale_conv
+from mtdepth.pipeline.models.unet import INPUT_CHANNELS, UNet
 from mtdepth.pipeline.prefill import check_prefill
 
 __all__ = ["DepthCompletionNet", "MTDepth", "UNetBaseline"]
@@ -47,12 +47,13 @@ OUTPUTS = choices(Output)
 RESIDUALS = ("residual", "additive")  # the outputs that correct the fill
 RESIDUAL_LOG_BOUND = 1.0  # a residual output stays within fill * [1/e, e]
 MIN_EXPECTED_ERROR_M = 0.01  # confidence: the floor of b = exp(s), metres (the ceiling is max_depth)
-INIT_EXPECTED_ERROR_M = 1.0  # confidence: what an untrained net expects everywhere, metres
 
 
 def _init_weights(module: nn.Module) -> None:
-    """Kaiming-normal convolutions, unit BatchNorm."""
-    for m in module.modules():
+    """Kaiming-normal convolutions, unit BatchNorm; the confidence's output conv keeps its own (head.py)."""
+    for name, m in module.named_modules():
+        if name.endswith("log_scale_out"):
+            continue
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
@@ -123,12 +124,6 @@ class DepthCompletionNet(nn.Module):
             log_scale = torch.where(valid > 0, torch.full_like(log_scale, low), log_scale)
         return log_scale
 
-    @staticmethod
-    def _init_log_scale(conv: nn.Conv2d) -> None:
-        """Zero weights, bias log INIT_EXPECTED_ERROR_M: the untrained net expects that error everywhere."""
-        nn.init.zeros_(conv.weight)
-        nn.init.constant_(conv.bias, math.log(INIT_EXPECTED_ERROR_M))
-
     def _init_outputs(self, *convs: nn.Conv2d) -> None:
         """Absolute: near-zero weights and a bias that makes the untrained output `init_depth` metres.
         Residual, additive: zero weights and bias, so the untrained output is the fill itself."""
@@ -176,11 +171,9 @@ class UNetBaseline(DepthCompletionNet):
         confidence: bool = False,
     ):
         super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse, confidence)
-        self.log_scale_out = conv1x1(self.unet.feature_channels, 1) if self.confidence else None
+        self.log_scale_out = log_scale_conv(self.unet.feature_channels) if self.confidence else None
         _init_weights(self)
         self._init_outputs(self.unet.depth_out)
-        if self.log_scale_out is not None:
-            self._init_log_scale(self.log_scale_out)
 
     @property
     def config(self) -> dict:
@@ -250,8 +243,6 @@ class MTDepth(DepthCompletionNet):
         }
         _init_weights(self)
         self._init_outputs(self.unet.depth_out, self.head.depth_out)
-        if self.head.log_scale_out is not None:
-            self._init_log_scale(self.head.log_scale_out)
 
     @property
     def config(self) -> dict:
