@@ -17,6 +17,7 @@ from mtdepth.pipeline import kitti_io
 from mtdepth.pipeline.checkpoint import CheckpointInfo, checkpoint_state, model_from_checkpoint, save_checkpoint
 from mtdepth.pipeline.losses import MultiTaskLoss, laplace_nll
 from mtdepth.pipeline.models import MTDepth, UNetBaseline, build_model
+from mtdepth.pipeline.models.head import INIT_RELATIVE_ERROR
 from mtdepth.pipeline.models.mtdepth import MIN_EXPECTED_ERROR_M
 
 LOW, HIGH = math.log(MIN_EXPECTED_ERROR_M), math.log(80.0)
@@ -90,12 +91,12 @@ def test_both_nets_return_a_clamped_log_scale(keep_sparse):
 
 
 @pytest.mark.parametrize("output", ["residual", "additive"])
-def test_untrained_residual_nets_with_confidence_return_their_fill_and_one_metre(output):
+def test_untrained_residual_nets_with_confidence_return_their_fill_and_a_twentieth_of_it(output):
     rgb, sparse, valid, mask, fill = _inputs(1)
     for net in _nets(confidence=True, prefill="nearest", output=output):
         out = net.eval()(rgb, sparse, valid, mask, fill)
         assert torch.equal(out["final"], fill) and torch.equal(out["init"], fill)
-        assert torch.allclose(out["log_scale"], torch.zeros_like(fill))  # b = 1 m everywhere
+        assert torch.allclose(out["log_scale"], torch.log(INIT_RELATIVE_ERROR * fill), atol=1e-5)  # 5% of it
 
 
 def test_config_records_confidence_and_old_configs_build_without_it():
@@ -115,7 +116,7 @@ def test_the_rest_of_a_net_initialises_as_without_confidence():
 
 
 def _checkpoint(path, model="mtdepth", confidence=True):
-    """A tiny untrained net whose log-scale varies (random weights, bias 0): expected errors of ~0.1..10 m."""
+    """A tiny untrained net whose log-scale varies (random weights): expected errors spread around 5% of the depth."""
     torch.manual_seed(3)
     kwargs = {"confidence": confidence, "prefill": "nearest", "output": "residual"}
     net = MTDepth(**TINY_NET, **kwargs) if model == "mtdepth" else UNetBaseline(channels=(4, 8), **kwargs)

@@ -17,17 +17,17 @@ from mtdepth.pipeline.models.unet import conv1x1, conv3x3
 
 __all__ = ["DepthHead", "MaskHead", "SqueezeExcitation", "log_scale_conv"]
 
-INIT_EXPECTED_ERROR_M = 1.0  # confidence: what an untrained net expects everywhere, metres
+INIT_RELATIVE_ERROR = 0.05  # confidence: what an untrained net expects, a fraction of its depth
 
 
 def log_scale_conv(channels: int) -> nn.Conv2d:
-    """The confidence's 1x1 output conv: zero weights, bias log INIT_EXPECTED_ERROR_M (an untrained net expects
-    that error everywhere). Built without drawing from torch's generator, so that the rest of a net seeded
+    """The confidence's 1x1 output conv (the log of the expected error relative to the depth): zero weights,
+    bias log INIT_RELATIVE_ERROR (an untrained net expects that fraction of its depth everywhere). Built without drawing from torch's generator, so that the rest of a net seeded
     alike initialises exactly as it does without confidence."""
     with torch.random.fork_rng(devices=[]):
         conv = conv1x1(channels, 1)
     nn.init.zeros_(conv.weight)
-    nn.init.constant_(conv.bias, math.log(INIT_EXPECTED_ERROR_M))
+    nn.init.constant_(conv.bias, math.log(INIT_RELATIVE_ERROR))
     return conv
 
 

@@ -18,9 +18,11 @@ sparse input (and the fill, a sixth input channel) is divided by it. Each output
 With `keep_sparse` every measured sample is written back over each output (D = sparse where valid).
 With `confidence` a second output conv beside D_final's (the U-Net: a 1x1 conv on F_depth; MT-Depth: on the
 head's features) gives s = log b, b the scale in metres of a Laplace around D_final, so exp(s) = E|e| is the
-expected absolute error in metres; s is clamped to [log MIN_EXPECTED_ERROR_M, log max_depth], starts at
-log 1 m everywhere (head.py's log_scale_conv; the rest of the net initialises as it does without it), and
-with `keep_sparse` is the floor where a sample is written back (docs/confidence.md). The U-Net baseline's D_final is its D_init and it ignores the mask. The mask is an
+expected absolute error in metres. The conv predicts the error relative to the depth, s = log D_final + raw
+(D_final detached), so that errors growing with depth cost it nothing to learn; s is clamped to
+[log MIN_EXPECTED_ERROR_M, log max_depth], starts at 5% of the depth (head.py's log_scale_conv; the rest of
+the net initialises as it does without it), and with `keep_sparse` is the floor where a sample is written
+back (docs/confidence.md). The U-Net baseline's D_final is its D_init and it ignores the mask. The mask is an
 input, never a parameter: no gradient reaches it (the segmenter stays outside the graph).
 """
 
@@ -115,11 +117,13 @@ class DepthCompletionNet(nn.Module):
             depth = torch.where(valid > 0, sparse.float(), depth)
         return depth
 
-    def _log_scale(self, raw: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """s = log b (b metres) from a raw map, clamped to [log MIN_EXPECTED_ERROR_M, log max_depth], in fp32;
-        with `keep_sparse` the floor where a sample was written back (its depth is the measurement)."""
+    def _log_scale(self, raw: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """s = log b (b metres) = log D + raw (raw: the log of the error relative to the depth D, detached),
+        clamped to [log MIN_EXPECTED_ERROR_M, log max_depth], in fp32; with `keep_sparse` the floor where a
+        sample was written back (its depth is the measurement)."""
         low = math.log(MIN_EXPECTED_ERROR_M)
-        log_scale = raw.float().clamp(low, math.log(self.max_depth))
+        relative_to = torch.log(depth.detach().float().clamp(min=MIN_EXPECTED_ERROR_M))
+        log_scale = (relative_to + raw.float()).clamp(low, math.log(self.max_depth))
         if self.keep_sparse:
             log_scale = torch.where(valid > 0, torch.full_like(log_scale, low), log_scale)
         return log_scale
@@ -190,7 +194,7 @@ class UNetBaseline(DepthCompletionNet):
         depth = self._depth(raw, sparse, valid, fill)
         outputs = {"init": depth, "final": depth, "mask_logits": None}
         if self.log_scale_out is not None:
-            outputs["log_scale"] = self._log_scale(self.log_scale_out(features), valid)
+            outputs["log_scale"] = self._log_scale(self.log_scale_out(features), depth, valid)
         return outputs
 
 
@@ -266,5 +270,5 @@ class MTDepth(DepthCompletionNet):
             "mask_logits": self.mask_head(fused).float(),
         }
         if raw_log_scale is not None:
-            outputs["log_scale"] = self._log_scale(raw_log_scale, valid)
+            outputs["log_scale"] = self._log_scale(raw_log_scale, outputs["final"], valid)
         return outputs
