@@ -13,10 +13,12 @@ import yaml
 from factories import TINY_NET, TRAINED_SIZE, errors, run, write_frame
 from PIL import Image
 
+from mtdepth.errors import MtDepthError
+from mtdepth.params import params_from_dict
 from mtdepth.pipeline import kitti_io
 from mtdepth.pipeline.checkpoint import CheckpointInfo, checkpoint_state, model_from_checkpoint, save_checkpoint
 from mtdepth.pipeline.losses import MultiTaskLoss, laplace_nll
-from mtdepth.pipeline.models import MTDepth, UNetBaseline, build_model
+from mtdepth.pipeline.models import MTDepth, UNetBaseline, build_model, new_model
 from mtdepth.pipeline.models.head import INIT_RELATIVE_ERROR
 from mtdepth.pipeline.models.mtdepth import MIN_EXPECTED_ERROR_M
 
@@ -40,6 +42,16 @@ def _inputs(seed=0):
 
 def _log_scale_conv(net):
     return net.log_scale_out if isinstance(net, UNetBaseline) else net.head.log_scale_out
+
+
+def test_params_read_on_off_and_refuse_a_negative_weight():
+    params = params_from_dict(yaml.safe_load("model: {confidence: on}\nloss: {w_conf: 0.5}"))
+    assert params.model.confidence is True and params.loss.w_conf == 0.5
+    assert new_model(params).confidence and not new_model(params_from_dict({})).confidence
+    with pytest.raises(MtDepthError, match="loss.w_conf must be"):
+        params_from_dict({"loss": {"w_conf": -1}})
+    with pytest.raises(MtDepthError, match="model.confidence must be bool"):
+        params_from_dict({"model": {"confidence": "sometimes"}})
 
 
 def test_laplace_nll_is_least_at_the_log_of_the_error():
