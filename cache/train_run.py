@@ -98,7 +98,12 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
             model, device_ids=[device] if device.type == "cuda" else None
         )
     loss = MultiTaskLoss(
-        params.loss.w_init, params.loss.w_obj, params.loss.w_seg, params.data.max_depth, params.loss.depth_error
+        params.loss.w_init,
+        params.loss.w_obj,
+        params.loss.w_seg,
+        params.data.max_depth,
+        params.loss.depth_error,
+        params.loss.w_conf,
     )
     trainer = Trainer(wrapped, optimizer, loss, settings)
     start_epoch, history, best = 0, [], (None, None)

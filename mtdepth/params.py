@@ -173,6 +173,7 @@ class ModelParams:
     prefill: Prefill = "ipbasic"  # none (the paper); *_masked: each side of the mask filled from its own samples
     output: Output = "residual"  # absolute (the paper), residual (fill * exp(correction)) or additive (fill + metres)
     keep_sparse: bool = True  # write the measured samples back over the output
+    confidence: bool = False  # also predict s = log of a Laplace scale (metres) around D_final (docs/confidence.md)
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,7 @@ class LossParams:
     w_obj: Weight = 3.0
     w_seg: Weight = 1.0
     depth_error: DepthError = "l1_l2"  # l2 (the paper), l1_l2 (their sum, as LRRU), smooth_l1 (Huber, 1 m)
+    w_conf: Weight = 1.0  # the Laplace NLL of the confidence output (model.confidence only; docs/confidence.md)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ Depth range: the net was trained on depth up to `max_depth` (farther ground trut
 samples were invalid), so sparse samples beyond it are dropped from the net's input (a
 clamp would feed a false depth) and counted for a warning; the output is clipped to
 (0, max_depth]. `keep_sparse` writes every measured sample back, at the frame's size.
+
+A net trained with `model.confidence` also gives the expected absolute error of its depth in metres
+(exp of its log-scale; docs/confidence.md): `complete_with_error` returns it beside each depth map,
+resized and clipped like the depth (to [MIN_EXPECTED_ERROR_M, max_depth]), the floor where `keep_sparse`
+writes a sample back. A net without one gives None there, and `complete` returns the depth alone.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.checkpoint import CheckpointInfo, model_from_checkpoint
 from mtdepth.pipeline.kitti_io import read_image, read_sparse
 from mtdepth.pipeline.device import resolve_device
+from mtdepth.pipeline.models.mtdepth import MIN_EXPECTED_ERROR_M
 from mtdepth.pipeline.prefill import MASK_AWARE, prefill_frame
 from mtdepth.pipeline.segmenter import SegmenterConfig
 from mtdepth.pipeline.tiling import Tiling, tiled
@@ -52,7 +58,8 @@ class Frame:
 
 
 class DepthNet:
-    """A trained depth network behind one call: inputs (N, C, H, W) float32 arrays -> D_final (N, 1, H, W)."""
+    """A trained depth network behind one call: inputs (N, C, H, W) float32 arrays -> (N, K, H, W) float32:
+    channel 0 D_final in metres; with `confidence` (K = 2) channel 1 its expected absolute error in metres."""
 
     def __init__(self, info: CheckpointInfo, run: Callable[[dict[str, np.ndarray]], np.ndarray], backend: str):
         self.info, self._run, self.backend = info, run, backend
@@ -61,6 +68,11 @@ class DepthNet:
     def prefill(self) -> str:
         """The fill the net completes (checkpoints from before prefills: "none")."""
         return self.info.model_config.get("prefill", "none")
+
+    @property
+    def confidence(self) -> bool:
+        """Whether the net predicts its expected error (checkpoints from before confidence: False)."""
+        return bool(self.info.model_config.get("confidence", False))
 
     @property
     def uses_mask(self) -> bool:
@@ -97,7 +109,9 @@ def load_net(path: Path, device: str = "auto", tiling: Tiling = TILING) -> Depth
 
     def forward(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         rgb, sparse, mask, fill = (tensors[k] for k in ("rgb", "sparse", "mask", "fill"))
-        return model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask, fill)["final"]
+        outputs = model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask, fill)
+        log_scale = outputs.get("log_scale")
+        return outputs["final"] if log_scale is None else torch.cat([outputs["final"], torch.exp(log_scale)], 1)
 
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
         return run_tiles(forward, inputs, tiling, device, getattr(model, "attention", None))
@@ -112,15 +126,15 @@ def run_tiles(
     device: str | torch.device,
     attention: torch.nn.Module | None,
 ) -> np.ndarray:
-    """D_final of `forward` on `inputs`: one call, or tile by tile when the frames are larger than a tile
+    """The maps of `forward` on `inputs` (N, K, H, W): one call, or tile by tile when the frames are larger than a tile
     (ONNX Runtime: each tile's attention sees that tile alone; torch: the whole frame's, see tiling.py)."""
     tensors = {k: torch.from_numpy(v).to(device) for k, v in inputs.items()}
     with torch.inference_mode():
         if tiling.needed(*next(iter(inputs.values())).shape[-2:]):
-            depth = tiled(forward, tensors, tiling, attention)
+            maps = tiled(forward, tensors, tiling, attention)
         else:
-            depth = forward(tensors)
-        return depth.float().cpu().numpy()
+            maps = forward(tensors)
+        return maps.float().cpu().numpy()
 
 
 def segmenter_config(
@@ -163,14 +177,14 @@ def to_net(frame: Frame, info: CheckpointInfo, size: str) -> tuple[np.ndarray, n
     return resize_area(frame.rgb, height, width), resize_nearest(sparse, height, width), dropped
 
 
-def from_net(depth: np.ndarray, height: int, width: int, max_depth: float) -> np.ndarray:
-    """A (h, w) dense map resized bilinearly to (height, width), clipped to [1/256, max_depth] m."""
+def from_net(depth: np.ndarray, height: int, width: int, max_depth: float, low: float = MIN_DEPTH_M) -> np.ndarray:
+    """A (h, w) dense map resized bilinearly to (height, width), clipped to [low, max_depth] m."""
     if depth.shape != (height, width):
         resized = F.interpolate(
             torch.from_numpy(depth)[None, None], size=(height, width), mode="bilinear", align_corners=False
         )
         depth = resized[0, 0].numpy()
-    return np.clip(depth, MIN_DEPTH_M, max_depth).astype(np.float32)
+    return np.clip(depth, low, max_depth).astype(np.float32)
 
 
 def complete(
@@ -180,7 +194,20 @@ def complete(
     masks: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
     keep_sparse: bool = False,
 ) -> list[tuple[np.ndarray, int]]:
-    """Dense depth (H, W) float32 metres at each frame's own size, and its count of dropped far samples.
+    """Dense depth (H, W) float32 metres at each frame's own size, and its count of dropped far samples
+    (complete_with_error without the error)."""
+    return [(dense, dropped) for dense, _, dropped in complete_with_error(net, frames, size, masks, keep_sparse)]
+
+
+def complete_with_error(
+    net: DepthNet,
+    frames: list[Frame],
+    size: str = "native",
+    masks: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+    keep_sparse: bool = False,
+) -> list[tuple[np.ndarray, np.ndarray | None, int]]:
+    """Dense depth (H, W) float32 metres at each frame's own size, its expected absolute error (H, W) float32
+    metres (None for a net without confidence), and its count of dropped far samples.
 
     `masks` maps the net-size RGB images to 0/1 masks (the segmenter); None feeds zero masks.
     Frames that reach the net at the same size run together, up to NET_PIXELS pixels a call
@@ -206,14 +233,18 @@ def complete(
         }
         fills = [prefill_frame(net.prefill, s[0], m[0]) for s, m in zip(inputs["sparse"], inputs["mask"])]
         inputs["fill"] = np.stack(fills)[:, None]
-        for i, depth in zip(members, net(inputs)):
-            results[i] = depth[0]
+        for i, result in zip(members, net(inputs)):
+            results[i] = result
     completed = []
-    for frame, depth, (_, _, dropped) in zip(frames, results, prepared):
-        dense = from_net(depth, *frame.rgb.shape[:2], info.max_depth)
+    for frame, result, (_, _, dropped) in zip(frames, results, prepared):
+        shape = frame.rgb.shape[:2]
+        dense = from_net(result[0], *shape, info.max_depth)
+        error = from_net(result[1], *shape, info.max_depth, MIN_EXPECTED_ERROR_M) if len(result) > 1 else None
         if keep_sparse:
             dense = np.where(frame.sparse > 0, frame.sparse, dense)
-        completed.append((dense, dropped))
+            if error is not None:
+                error = np.where(frame.sparse > 0, np.float32(MIN_EXPECTED_ERROR_M), error)
+        completed.append((dense, error, dropped))
     return completed
 
 

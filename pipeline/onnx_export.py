@@ -2,7 +2,9 @@
 
 Graph: inputs rgb (N, 3, H, W) [0, 1], sparse (N, 1, H, W) metres, mask (N, 1, H, W) 0/1,
 fill (N, 1, H, W) metres (validity = sparse > 0 is computed inside); output depth (N, 1, H, W)
-metres = D_final. The U-Net baseline ignores the mask, so its graph has no mask input; a net
+metres = D_final, and for a net trained with `model.confidence` a second output expected_error
+(N, 1, H, W) metres = exp(log_scale), the expected absolute error of that depth (docs/confidence.md).
+The check at export compares both outputs with torch, in metres. The U-Net baseline ignores the mask, so its graph has no mask input; a net
 without a prefill has no fill input (the fill itself is computed outside the graph, by predict).
 
 H and W are dynamic: the U-Net's pad-to-16 and crop and the bilinear upsampling export as
@@ -39,18 +41,27 @@ OPSET = 17
 TOLERANCE_M = 1e-3
 CHANNELS = {"rgb": 3, "sparse": 1, "mask": 1, "fill": 1}
 OUTPUT = "depth"
+ERROR_OUTPUT = "expected_error"  # metres, exp(log_scale): nets with confidence only
 CHECK_SIZES = ((375, 1242), (203, 377))  # besides the training size: KITTI's, and an odd one
 
 
 class DepthOnly(nn.Module):
-    """(rgb, sparse, mask, fill) -> D_final: the network with its validity map computed inside."""
+    """(rgb, sparse, mask, fill) -> D_final (and its expected error, for a net with confidence): the network
+    with its validity map computed inside."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, rgb: torch.Tensor, sparse: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
-        return self.model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask, fill)["final"]
+    def forward(self, rgb: torch.Tensor, sparse: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor):
+        outputs = self.model(rgb, sparse, (sparse > 0).to(sparse.dtype), mask, fill)
+        log_scale = outputs.get("log_scale")
+        return outputs["final"] if log_scale is None else (outputs["final"], torch.exp(log_scale))
+
+
+def output_names(model: nn.Module) -> list[str]:
+    """The graph's outputs for `model`: depth, and expected_error for a net with confidence."""
+    return [OUTPUT, ERROR_OUTPUT] if getattr(model, "confidence", False) else [OUTPUT]
 
 
 def _pool_matrix(g, x, axis: int, bins: int):
@@ -116,12 +127,16 @@ def session(path: Path, device: str = "cpu"):
 
 
 def run_session(sess, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """D_final from an export's session; feeds the inputs its graph has."""
-    return sess.run([OUTPUT], {i.name: inputs[i.name] for i in sess.get_inputs()})[0]
+    """(N, K, H, W) from an export's session, feeding the inputs its graph has: channel 0 D_final, and
+    with an expected_error output (K = 2) that error in channel 1."""
+    names = [OUTPUT] + [o.name for o in sess.get_outputs() if o.name == ERROR_OUTPUT]
+    results = sess.run(names, {i.name: inputs[i.name] for i in sess.get_inputs()})
+    return results[0] if len(results) == 1 else np.concatenate(results, axis=1)
 
 
 def max_difference(model: nn.Module, sess, sizes, max_depth: float) -> float:
-    """Largest |torch - onnxruntime| depth in metres over example inputs at each (height, width)."""
+    """Largest |torch - onnxruntime| in metres (depth, and expected error for a net with confidence) over
+    example inputs at each (height, width)."""
     wrapper = DepthOnly(model).eval()
     worst = 0.0
     for seed, (height, width) in enumerate(sizes):
@@ -129,7 +144,8 @@ def max_difference(model: nn.Module, sess, sizes, max_depth: float) -> float:
             height, width, max_depth, batch=2 if seed == 0 else 1, seed=seed, prefill=getattr(model, "prefill", "none")
         )
         with torch.inference_mode():
-            expected = wrapper(*(torch.from_numpy(inputs[k]) for k in CHANNELS)).numpy()
+            expected = wrapper(*(torch.from_numpy(inputs[k]) for k in CHANNELS))
+            expected = (torch.cat(expected, 1) if isinstance(expected, tuple) else expected).numpy()
         worst = max(worst, float(np.abs(run_session(sess, inputs) - expected).max()))
     return worst
 
@@ -144,7 +160,8 @@ def export_onnx(model: nn.Module, info: CheckpointInfo, out: Path, tolerance: fl
     model = model.to("cpu").eval()
     wrapper = DepthOnly(model).eval()
     sample = example_inputs(info.height, info.width, info.max_depth, prefill=getattr(model, "prefill", "none"))
-    dynamic = {name: {0: "batch", 2: "height", 3: "width"} for name in (*CHANNELS, OUTPUT)}
+    outputs = output_names(model)
+    dynamic = {name: {0: "batch", 2: "height", 3: "width"} for name in (*CHANNELS, *outputs)}
     sizes = ((info.height, info.width), *CHECK_SIZES)
     tmp = out.with_name(f".{out.name}.export")
     torch.onnx.register_custom_op_symbolic("aten::adaptive_avg_pool2d", _adaptive_avg_pool2d, OPSET)
@@ -156,7 +173,7 @@ def export_onnx(model: nn.Module, info: CheckpointInfo, out: Path, tolerance: fl
                 tuple(torch.from_numpy(sample[k]) for k in CHANNELS),
                 str(tmp),
                 input_names=list(CHANNELS),
-                output_names=[OUTPUT],
+                output_names=outputs,
                 dynamic_axes=dynamic,
                 opset_version=OPSET,
                 dynamo=False,
@@ -220,4 +237,7 @@ def read_onnx(path: Path) -> CheckpointInfo:
     expected = ["rgb", "sparse"] + ([] if info.model_name == "unet" else ["mask"])
     expected += [] if info.model_config.get("prefill", "none") == "none" else ["fill"]
     _check_inputs(path, graph.graph, expected)
+    outputs = {value.name for value in graph.graph.output}
+    if info.model_config.get("confidence", False) and ERROR_OUTPUT not in outputs:
+        raise MtDepthError(f"{path}: its model has confidence but the graph has no {ERROR_OUTPUT!r} output")
     return info

@@ -73,7 +73,8 @@ def tiled(
     tiling: Tiling,
     attention: torch.nn.Module | None = None,
 ) -> torch.Tensor:
-    """D_final (N, 1, H, W) of `forward` (inputs dict (N, C, H, W) -> (N, 1, h, w)) completed window by window.
+    """The maps (N, K, H, W) of `forward` (inputs dict (N, C, H, W) -> (N, K, h, w): D_final, and with a
+    confidence net its expected error) completed window by window.
 
     `attention`: the model's global attention module (MT-Depth), given the whole frame's context.
     """

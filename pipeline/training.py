@@ -33,7 +33,7 @@ from mtdepth.pipeline.metrics import error_sums
 INPUTS = ("rgb", "sparse", "valid", "mask", "fill")  # a batch without "fill" passes None (no prefill)
 TARGETS = ("depth", "gt_mask")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-LOSS_TERMS = ("loss", "final", "init", "seg")
+LOSS_TERMS = ("loss", "final", "init", "seg", "conf")  # conf: 0 for a net without confidence
 COMPILE_MIN_STEPS = 1000  # torch.compile costs about a minute once; it saves ~25% of a step (bench_train)
 
 

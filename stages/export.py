@@ -15,7 +15,8 @@ import click
     type=click.FloatRange(min=0, min_open=True),
     default=1e-3,
     show_default=True,
-    help="Largest |torch - onnxruntime| depth (metres) accepted; the export is refused beyond it.",
+    help="Largest |torch - onnxruntime| depth (and expected error, for a net with confidence), in metres, "
+    "accepted; the export is refused beyond it.",
 )
 def export(checkpoint, out, tolerance):
     """Export the depth network (mask as an input) to ONNX; refuse unless onnxruntime matches torch."""

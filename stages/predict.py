@@ -5,6 +5,12 @@ Writes, per frame NAME, each file atomically (temporary file, then rename):
     OUT/NAME_preview.png   colour-mapped depth, one colour map and range (0..max_depth) for every frame
     OUT/NAME.npy           float32 metres (--npy)
     OUT/NAME.ply           coloured point cloud (--ply)
+and for a net trained with `model.confidence` (docs/confidence.md):
+    OUT/NAME_confidence.png          expected absolute error of the depth, KITTI encoding (value / 256 = metres)
+    OUT/NAME_confidence.npy          the same, float32 metres
+    OUT/NAME_confidence_preview.png  colour-mapped over 0..evaluate.panel_error_max's default (5 m)
+With --max-error M (a confidence net only), pixels whose expected error exceeds M metres are left empty (0)
+in NAME.png, NAME.npy, NAME.ply and the preview (black); the confidence files stay whole.
 A bad file is reported by name and the other frames still complete; the command then exits 2
 listing the frames that failed. An output that cannot be written (read-only, full disk) stops the
 command at once, in one line. Frames larger than a tile are completed in overlapping tiles
@@ -17,12 +23,13 @@ import logging
 from pathlib import Path
 
 import click
+import numpy as np
 
 from mtdepth.errors import MtDepthError
 from mtdepth.log import progress_bar
 from mtdepth.pipeline import kitti_io
 from mtdepth.pipeline.files import WriteError
-from mtdepth.pipeline.preview import write_preview
+from mtdepth.pipeline.preview import write_error_preview, write_preview
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,13 @@ def drop_see_through_default(sparse):
 
     rule = EvaluateParams()
     return drop_see_through(sparse, rule.see_through_window, rule.see_through_margin)[0]
+
+
+def error_preview_top() -> float:
+    """Metres at the top of the expected-error preview's colour bar: evaluate's error panels' default."""
+    from mtdepth.params import EvaluateParams
+
+    return EvaluateParams().panel_error_max
 
 
 def _segmenter(net, mask_source, weights, batch, device):
@@ -111,7 +125,17 @@ def _segmenter(net, mask_source, weights, batch, device):
 @click.option("--fy", type=float, help="Focal length y (pixels).")
 @click.option("--cx", type=float, help="Principal point x (pixels).")
 @click.option("--cy", type=float, help="Principal point y (pixels).")
-@click.option("--preview/--no-preview", default=True, show_default=True, help="Write NAME_preview.png.")
+@click.option(
+    "--preview/--no-preview",
+    default=True,
+    show_default=True,
+    help="Write NAME_preview.png (and NAME_confidence_preview.png for a confidence net).",
+)
+@click.option(
+    "--max-error",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Metres: leave empty (0) the depth of pixels whose expected error exceeds it (a confidence net only).",
+)
 @click.option(
     "--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per batch (segmenter and net)."
 )
@@ -141,13 +165,14 @@ def predict(
     cx,
     cy,
     preview,
+    max_error,
     batch,
     device,
     tile,
     tile_margin,
 ):
     """Complete sparse depth for your own frames; writes KITTI depth PNGs at each input's size."""
-    from mtdepth.pipeline.inference import TILING, complete, frame_from_files, load_net
+    from mtdepth.pipeline.inference import TILING, complete_with_error, frame_from_files, load_net
     from mtdepth.pipeline.pointcloud import back_project, write_ply
     from mtdepth.pipeline.tiling import Tiling
 
@@ -167,8 +192,13 @@ def predict(
         checkpoint = shipped_model()
         log.info("no --checkpoint: the shipped model %s", checkpoint)
     net = load_net(checkpoint, device, tiling)
+    if max_error is not None and not net.confidence:
+        raise MtDepthError(
+            f"--max-error: {checkpoint} predicts no expected error (train it with model.confidence on / --confidence)"
+        )
     segmenter = _segmenter(net, mask_source, weights, batch, device)
     max_depth = net.info.max_depth
+    error_top = error_preview_top()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -193,7 +223,8 @@ def predict(
                     fail(pair.name, exc)
                     bar.update()
             masks = segmenter.predict_batch if segmenter else None
-            for frame, (dense, dropped) in zip(frames, complete(net, frames, size, masks, keep_sparse)):
+            completed = complete_with_error(net, frames, size, masks, keep_sparse)
+            for frame, (dense, error, dropped) in zip(frames, completed):
                 if dropped:
                     log.warning(
                         "%s: %d sparse samples beyond max_depth %g m left out of the net's input",
@@ -201,7 +232,14 @@ def predict(
                         dropped,
                         max_depth,
                     )
+                if max_error is not None:
+                    dense = np.where(error > max_error, np.float32(0), dense)
                 try:
+                    if error is not None:
+                        kitti_io.write_depth_png(out / f"{frame.name}_confidence.png", error)
+                        kitti_io.write_npy(out / f"{frame.name}_confidence.npy", error)
+                        if preview:
+                            write_error_preview(out / f"{frame.name}_confidence_preview.png", error, error_top)
                     kitti_io.write_depth_png(out / f"{frame.name}.png", dense)
                     if preview:
                         write_preview(out / f"{frame.name}_preview.png", dense, max_depth)
@@ -215,7 +253,7 @@ def predict(
     done = len(pairs) - len(failures)
     click.echo(
         f"predict: {done} of {len(pairs)} frames -> {out} ({net.backend}, size {size}, "
-        f"masks {'yolo' if segmenter else 'none'})"
+        f"masks {'yolo' if segmenter else 'none'}{', expected error' if net.confidence else ''})"
     )
     if failures:
         raise MtDepthError(f"{len(failures)} of {len(pairs)} frames failed: {', '.join(sorted(failures))}")

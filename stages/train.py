@@ -57,6 +57,11 @@ from mtdepth.params import (
 @click.option(
     "--keep-sparse/--no-keep-sparse", default=None, help="Write the samples back over the output. [model.keep_sparse]"
 )
+@click.option(
+    "--confidence/--no-confidence",
+    default=None,
+    help="Also predict the expected absolute error per pixel (log-scale output). [model.confidence]",
+)
 @click.option("--depth-error", type=click.Choice(choices(DepthError)), help="Per-pixel depth error. [loss.depth_error]")
 @click.option("--epochs", type=int, help="Epochs in all (a resumed run counts the ones done). [train.epochs]")
 @click.option("--lr", type=float, help="Peak learning rate. [train.lr]")
@@ -85,6 +90,7 @@ def train(
     prefill,
     output,
     keep_sparse,
+    confidence,
     depth_error,
     epochs,
     lr,
@@ -103,7 +109,9 @@ def train(
     params = load_params(params_file)
     params = override(params, "store", path=store)
     params = override(params, "sparse", pattern=pattern)
-    params = override(params, "model", query=query, prefill=prefill, output=output, keep_sparse=keep_sparse)
+    params = override(
+        params, "model", query=query, prefill=prefill, output=output, keep_sparse=keep_sparse, confidence=confidence
+    )
     params = override(params, "loss", depth_error=depth_error)
     params = override(
         params,

@@ -1,7 +1,7 @@
 """The networks: U-Net depth branch, cross-attention, fusion, SE head, MT-Depth (one part per file).
 
 model = build_model({"name": "mtdepth", ...})   # or MTDepth(...), UNetBaseline(...)
-out = model(rgb, sparse, valid, mask)            # {"init", "final", "mask_logits"}, metres
+out = model(rgb, sparse, valid, mask)            # {"init", "final", "mask_logits"} (+ "log_scale"), metres
 build_model(model.config)                        # the same architecture again
 """
 
@@ -52,6 +52,7 @@ def new_model(params) -> DepthCompletionNet:
         "prefill": m.prefill,
         "output": m.output,
         "keep_sparse": m.keep_sparse,
+        "confidence": m.confidence,
     }
     if params.train.model == "mtdepth":
         config.update(

@@ -8,12 +8,27 @@ predicts the instance foreground for the loss's consistency term.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from mtdepth.pipeline.models.unet import conv1x1, conv3x3
 
-__all__ = ["DepthHead", "MaskHead", "SqueezeExcitation"]
+__all__ = ["DepthHead", "MaskHead", "SqueezeExcitation", "log_scale_conv"]
+
+INIT_RELATIVE_ERROR = 0.05  # confidence: what an untrained net expects, a fraction of its depth
+
+
+def log_scale_conv(channels: int) -> nn.Conv2d:
+    """The confidence's 1x1 output conv (the log of the expected error relative to the depth): zero weights,
+    bias log INIT_RELATIVE_ERROR (an untrained net expects that fraction of its depth everywhere). Built without drawing from torch's generator, so that the rest of a net seeded
+    alike initialises exactly as it does without confidence."""
+    with torch.random.fork_rng(devices=[]):
+        conv = conv1x1(channels, 1)
+    nn.init.zeros_(conv.weight)
+    nn.init.constant_(conv.bias, math.log(INIT_RELATIVE_ERROR))
+    return conv
 
 
 class SqueezeExcitation(nn.Module):
@@ -42,22 +57,28 @@ class SqueezeExcitation(nn.Module):
 
 
 class DepthHead(nn.Module):
-    """SE -> conv3x3 -> BN -> ReLU -> conv3x3: raw D_final (B, 1, H, W).
+    """SE -> conv3x3 -> BN -> ReLU -> conv3x3: raw D_final (B, 1, H, W), and with `confidence` a raw
+    log-scale (B, 1, H, W) from a 1x1 conv on the same features (docs/confidence.md).
 
     Args:
         channels: fused channels (128).
         mid_channels: the first conv's output (64).
         reduction: SE reduction ratio.
+        confidence: add the log-scale output.
     """
 
-    def __init__(self, channels: int = 128, mid_channels: int = 64, reduction: int = 16):
+    def __init__(self, channels: int = 128, mid_channels: int = 64, reduction: int = 16, confidence: bool = False):
         super().__init__()
         self.se = SqueezeExcitation(channels, reduction)
         self.body = nn.Sequential(conv3x3(channels, mid_channels), nn.BatchNorm2d(mid_channels), nn.ReLU(inplace=True))
         self.depth_out = conv3x3(mid_channels, 1, bias=True)
+        self.log_scale_out = log_scale_conv(mid_channels) if confidence else None
 
-    def forward(self, fused: torch.Tensor) -> torch.Tensor:
-        return self.depth_out(self.body(self.se(fused)))
+    def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(raw depth, raw log-scale or None)."""
+        features = self.body(self.se(fused))
+        log_scale = self.log_scale_out(features) if self.log_scale_out is not None else None
+        return self.depth_out(features), log_scale
 
 
 class MaskHead(nn.Module):

@@ -5,6 +5,7 @@ valid (B, 1, H, W), mask (B, 1, H, W) in [0, 1] and fill (B, 1, H, W) metres (th
 pipeline/prefill.py; only read when `prefill` is not "none"), at any H, W, and return
 
     {"init": D_init, "final": D_final, "mask_logits": logits or None}
+    (+ "log_scale": s (B, 1, H, W) with `confidence`)
 
 with depths in metres (B, 1, H, W). Inside the net depth is scaled by `max_depth`: the
 sparse input (and the fill, a sixth input channel) is divided by it. Each output map follows `output`:
@@ -15,7 +16,13 @@ sparse input (and the fill, a sixth input channel) is divided by it. Each output
     additive  max(0, fill + max_depth * raw): a correction in metres, the same at every depth;
               both with the output convs zero-initialised: an untrained net returns its fill exactly.
 With `keep_sparse` every measured sample is written back over each output (D = sparse where valid).
-The U-Net baseline's D_final is its D_init and it ignores the mask. The mask is an
+With `confidence` a second output conv beside D_final's (the U-Net: a 1x1 conv on F_depth; MT-Depth: on the
+head's features) gives s = log b, b the scale in metres of a Laplace around D_final, so exp(s) = E|e| is the
+expected absolute error in metres. The conv predicts the error relative to the depth, s = log D_final + raw
+(D_final detached), so that errors growing with depth cost it nothing to learn; s is clamped to
+[log MIN_EXPECTED_ERROR_M, log max_depth], starts at 5% of the depth (head.py's log_scale_conv; the rest of
+the net initialises as it does without it), and with `keep_sparse` is the floor where a sample is written
+back (docs/confidence.md). The U-Net baseline's D_final is its D_init and it ignores the mask. The mask is an
 input, never a parameter: no gradient reaches it (the segmenter stays outside the graph).
 """
 
@@ -31,7 +38,7 @@ from torch import nn
 from mtdepth.params import Output, choices
 from mtdepth.pipeline.models.cross_attention import CrossAttention
 from mtdepth.pipeline.models.fusion import Fusion
-from mtdepth.pipeline.models.head import DepthHead, MaskHead
+from mtdepth.pipeline.models.head import DepthHead, MaskHead, log_scale_conv
 from mtdepth.pipeline.models.unet import INPUT_CHANNELS, UNet
 from mtdepth.pipeline.prefill import check_prefill
 
@@ -41,11 +48,14 @@ OUTPUT_WEIGHT_STD = 1e-3  # output convs start almost constant, at init_depth
 OUTPUTS = choices(Output)
 RESIDUALS = ("residual", "additive")  # the outputs that correct the fill
 RESIDUAL_LOG_BOUND = 1.0  # a residual output stays within fill * [1/e, e]
+MIN_EXPECTED_ERROR_M = 0.01  # confidence: the floor of b = exp(s), metres (the ceiling is max_depth)
 
 
 def _init_weights(module: nn.Module) -> None:
-    """Kaiming-normal convolutions, unit BatchNorm."""
-    for m in module.modules():
+    """Kaiming-normal convolutions, unit BatchNorm; the confidence's output conv keeps its own (head.py)."""
+    for name, m in module.named_modules():
+        if name.endswith("log_scale_out"):
+            continue
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
@@ -70,6 +80,7 @@ class DepthCompletionNet(nn.Module):
         prefill: str = "none",
         output: str = "absolute",
         keep_sparse: bool = False,
+        confidence: bool = False,
     ):
         super().__init__()
         if not 0 < init_depth < max_depth:
@@ -81,11 +92,17 @@ class DepthCompletionNet(nn.Module):
             raise ValueError(f"a {output} output corrects a fill: it needs a prefill other than 'none'")
         self.max_depth, self.init_depth = float(max_depth), float(init_depth)
         self.prefill, self.output, self.keep_sparse = prefill, output, bool(keep_sparse)
+        self.confidence = bool(confidence)
         self.unet = UNet(channels, INPUT_CHANNELS + (prefill != "none"))
 
     @property
     def _output_config(self) -> dict:
-        return {"prefill": self.prefill, "output": self.output, "keep_sparse": self.keep_sparse}
+        return {
+            "prefill": self.prefill,
+            "output": self.output,
+            "keep_sparse": self.keep_sparse,
+            "confidence": self.confidence,
+        }
 
     def _depth(self, raw: torch.Tensor, sparse: torch.Tensor, valid: torch.Tensor, fill) -> torch.Tensor:
         """Metres from a raw output map (absolute or residual, then keep_sparse), computed in fp32."""
@@ -99,6 +116,17 @@ class DepthCompletionNet(nn.Module):
         if self.keep_sparse:
             depth = torch.where(valid > 0, sparse.float(), depth)
         return depth
+
+    def _log_scale(self, raw: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """s = log b (b metres) = log D + raw (raw: the log of the error relative to the depth D, detached),
+        clamped to [log MIN_EXPECTED_ERROR_M, log max_depth], in fp32; with `keep_sparse` the floor where a
+        sample was written back (its depth is the measurement)."""
+        low = math.log(MIN_EXPECTED_ERROR_M)
+        relative_to = torch.log(depth.detach().float().clamp(min=MIN_EXPECTED_ERROR_M))
+        log_scale = (relative_to + raw.float()).clamp(low, math.log(self.max_depth))
+        if self.keep_sparse:
+            log_scale = torch.where(valid > 0, torch.full_like(log_scale, low), log_scale)
+        return log_scale
 
     def _init_outputs(self, *convs: nn.Conv2d) -> None:
         """Absolute: near-zero weights and a bias that makes the untrained output `init_depth` metres.
@@ -133,6 +161,7 @@ class UNetBaseline(DepthCompletionNet):
         max_depth: metres; the depth scale inside the net.
         init_depth: what the untrained net predicts, metres (absolute output).
         prefill, output, keep_sparse: the fill it completes, absolute or residual output, samples kept.
+        confidence: add the log-scale output (a 1x1 conv on F_depth beside D_init's).
     """
 
     def __init__(
@@ -143,8 +172,10 @@ class UNetBaseline(DepthCompletionNet):
         prefill: str = "none",
         output: str = "absolute",
         keep_sparse: bool = False,
+        confidence: bool = False,
     ):
-        super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse)
+        super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse, confidence)
+        self.log_scale_out = log_scale_conv(self.unet.feature_channels) if self.confidence else None
         _init_weights(self)
         self._init_outputs(self.unet.depth_out)
 
@@ -159,9 +190,12 @@ class UNetBaseline(DepthCompletionNet):
         }
 
     def forward(self, rgb, sparse, valid, mask=None, fill=None) -> dict:
-        _, raw = self._features(rgb, sparse, valid, fill)
+        features, raw = self._features(rgb, sparse, valid, fill)
         depth = self._depth(raw, sparse, valid, fill)
-        return {"init": depth, "final": depth, "mask_logits": None}
+        outputs = {"init": depth, "final": depth, "mask_logits": None}
+        if self.log_scale_out is not None:
+            outputs["log_scale"] = self._log_scale(self.log_scale_out(features), depth, valid)
+        return outputs
 
 
 class MTDepth(DepthCompletionNet):
@@ -178,6 +212,7 @@ class MTDepth(DepthCompletionNet):
         max_depth: metres; the depth scale inside the net.
         init_depth: what the untrained net predicts, metres (absolute output).
         prefill, output, keep_sparse: the fill it completes, absolute or residual outputs, samples kept.
+        confidence: add the log-scale output (a 1x1 conv on the head's features beside D_final's).
     """
 
     def __init__(
@@ -194,12 +229,13 @@ class MTDepth(DepthCompletionNet):
         prefill: str = "none",
         output: str = "absolute",
         keep_sparse: bool = False,
+        confidence: bool = False,
     ):
-        super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse)
+        super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse, confidence)
         c = self.unet.feature_channels
         self.attention = CrossAttention(c, attention_dim, tuple(attention_size), query)
         self.fusion = Fusion(c, fusion_channels)
-        self.head = DepthHead(fusion_channels, head_channels, se_reduction)
+        self.head = DepthHead(fusion_channels, head_channels, se_reduction, self.confidence)
         self.mask_head = MaskHead(fusion_channels)
         self._args = {
             "attention_dim": attention_dim,
@@ -227,8 +263,12 @@ class MTDepth(DepthCompletionNet):
         features, raw_init = self._features(rgb, sparse, valid, fill)  # F_depth (B, C, H, W)
         attended = self.attention(features, mask)  # F_att (B, C, H, W)
         fused = self.fusion(attended, features)  # F_fused (B, C', H, W)
-        return {
+        raw_final, raw_log_scale = self.head(fused)
+        outputs = {
             "init": self._depth(raw_init, sparse, valid, fill),
-            "final": self._depth(self.head(fused), sparse, valid, fill),
+            "final": self._depth(raw_final, sparse, valid, fill),
             "mask_logits": self.mask_head(fused).float(),
         }
+        if raw_log_scale is not None:
+            outputs["log_scale"] = self._log_scale(raw_log_scale, outputs["final"], valid)
+        return outputs
