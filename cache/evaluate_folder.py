@@ -8,6 +8,7 @@ positions evaluate.panel_frames names).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 
 from mtdepth.params import Params
 from mtdepth.pipeline import kitti_io
+from mtdepth.pipeline.guard import Guard, Verdict
 from mtdepth.pipeline.evaluation import AVERAGES, REGION_CODES, EvalSettings, Evaluation, evaluate_batches
 from mtdepth.pipeline.labelled import labelled_batches, net_predictor
 from mtdepth.pipeline.outliers import filtered
@@ -30,8 +32,11 @@ from mtdepth.log import progress_bar
 from mtdepth.pipeline.files import write_csv, write_folder, write_json
 
 
-def net_source(path: Path, weights: str | None, device: str, batch: int) -> tuple[Source, float]:
-    """A checkpoint or an `.onnx` run at each frame's size, with the segmenter it records; and its max depth."""
+def net_source(
+    path: Path, weights: str | None, device: str, batch: int, guard: Guard | None, verdicts: dict
+) -> tuple[Source, float]:
+    """A checkpoint or an `.onnx` run at each frame's size, with the segmenter it records and checked by
+    `guard` (each frame's verdict into `verdicts`); and its max depth."""
     from mtdepth.pipeline.inference import load_net, segmenter_config
     from mtdepth.pipeline.segmenter import Segmenter
 
@@ -39,10 +44,12 @@ def net_source(path: Path, weights: str | None, device: str, batch: int) -> tupl
     config = segmenter_config(net.info, None, weights, batch, device)
     masks = Segmenter(config).predict_batch if config is not None else None
     label = f"{net.info.model_name} {path} ({net.backend}, masks {'yolo' if masks else 'none'})"
+    if guard is not None:
+        label += f", guarded (holdout {guard.holdout:g}, margin {guard.margin:g})"
     return Source(
         label=label,
         outputs=("final",),
-        predict=net_predictor(net, masks),
+        predict=net_predictor(net, masks, guard, verdicts),
         mask_source="none",
         required={},
         geometry=None,
@@ -63,8 +70,10 @@ def evaluate_folder(
     frames = kitti_io.discover_labelled(root)
     if ev.frames is not None:
         frames = frames[: ev.frames]
+    verdicts: dict[str, Verdict] = {}
     if checkpoint:
-        source, max_depth = net_source(Path(checkpoint), weights, str(device), ev.batch)
+        guard = Guard(holdout=ev.guard_holdout, margin=ev.guard_margin) if ev.guard else None
+        source, max_depth = net_source(Path(checkpoint), weights, str(device), ev.batch, guard, verdicts)
     else:
         source, max_depth = baseline_source(baseline, params), params.data.max_depth
     counts: dict = {}
@@ -93,6 +102,7 @@ def evaluate_folder(
                 "frames": result.count,
                 "max_depth_m": max_depth,
                 "see_through": counts or None,
+                "guard": {name: _verdict(v) for name, v in verdicts.items()} or None,
                 **{average: result.table(average) for average in AVERAGES},
             },
         )
@@ -107,7 +117,24 @@ def evaluate_folder(
         )
 
     write_folder(out, write)
-    return summary_lines(result, source, counts)
+    lines = summary_lines(result, source, counts)
+    if verdicts:
+        fell_back = sorted(name for name, v in verdicts.items() if not v.keep_net)
+        lines.append(
+            f"  guard: the fill on {len(fell_back)} of {len(verdicts)} frames"
+            + (f" ({', '.join(fell_back)})" if fell_back else "")
+        )
+    return lines
+
+
+def _verdict(verdict: Verdict) -> dict:
+    """A frame's guard verdict for metrics.json (errors in mm; None where too few samples were held out)."""
+    errors = {"net_mae_mm": verdict.net_mae, "fill_mae_mm": verdict.fill_mae}
+    return {
+        "choice": verdict.choice,
+        "held": verdict.held,
+        **{key: None if math.isnan(value) else round(1000 * value, 1) for key, value in errors.items()},
+    }
 
 
 def _write_panels(folder: Path, result: Evaluation, source: Source, names: list[str], style: PanelStyle) -> None:

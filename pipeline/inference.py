@@ -37,6 +37,7 @@ from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.checkpoint import CheckpointInfo, model_from_checkpoint
 from mtdepth.pipeline.kitti_io import read_image, read_sparse
 from mtdepth.pipeline.device import resolve_device
+from mtdepth.pipeline.guard import Guard, Verdict, holdout, judge
 from mtdepth.pipeline.models.mtdepth import MIN_EXPECTED_ERROR_M
 from mtdepth.pipeline.prefill import MASK_AWARE, prefill_frame
 from mtdepth.pipeline.segmenter import SegmenterConfig
@@ -246,6 +247,45 @@ def complete_with_error(
                 error = np.where(frame.sparse > 0, np.float32(MIN_EXPECTED_ERROR_M), error)
         completed.append((dense, error, dropped))
     return completed
+
+
+def guard_fill(prefill: str) -> str:
+    """The fill a guarded frame falls back to: the net's own, without the mask (IP-Basic for a net without one)."""
+    return {"none": "ipbasic", "nearest_masked": "nearest", "ipbasic_masked": "ipbasic"}.get(prefill, prefill)
+
+
+def complete_guarded(
+    net: DepthNet,
+    frames: list[Frame],
+    guard: Guard,
+    size: str = "native",
+    masks: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+    keep_sparse: bool = False,
+) -> list[tuple[np.ndarray, np.ndarray | None, int, Verdict]]:
+    """complete_with_error, each frame checked by `guard` (pipeline/guard.py), and the check's verdict.
+
+    The net completes each frame a second time without its held-out samples, the fill (guard_fill) too;
+    a frame whose held-out samples the net predicts worse than the fill by more than `guard.margin` gets
+    the fill made from every sample, and (for a confidence net) the fill's held-out MAE as its expected
+    error everywhere: the only error figure measured for it.
+    """
+    max_depth, kind = net.info.max_depth, guard_fill(net.prefill)
+    full = complete_with_error(net, frames, size, masks, keep_sparse)
+    samples = [drop_far(frame.sparse, max_depth)[0] for frame in frames]
+    held = [holdout(sparse, guard, frame.name) for frame, sparse in zip(frames, samples)]
+    trials = [Frame(f.name, f.rgb, np.where(h, np.float32(0), s)) for f, h, s in zip(frames, held, samples)]
+    tried = complete_with_error(net, trials, size, masks)
+    checked = []
+    for (dense, error, dropped), (trial, _, _), sparse, held_out, less in zip(full, tried, samples, held, trials):
+        verdict = judge(sparse, held_out, trial, prefill_frame(kind, less.sparse), guard)
+        if not verdict.keep_net:
+            dense = from_net(prefill_frame(kind, sparse), *sparse.shape, max_depth)
+            if keep_sparse:
+                dense = np.where(sparse > 0, sparse, dense)
+            if error is not None:
+                error = np.full_like(error, max(verdict.fill_mae, MIN_EXPECTED_ERROR_M))
+        checked.append((dense, error, dropped, verdict))
+    return checked
 
 
 def frame_from_files(name: str, image: Path, sparse: Path) -> Frame:

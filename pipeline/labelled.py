@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from mtdepth.errors import MtDepthError
-from mtdepth.pipeline.inference import DepthNet, Frame, complete, frame_from_files
+from mtdepth.pipeline.guard import Guard, Verdict
+from mtdepth.pipeline.inference import DepthNet, Frame, complete_guarded, complete_with_error, frame_from_files
 from mtdepth.pipeline.kitti_io import Labelled, read_depth_png
 
 
@@ -45,9 +46,14 @@ def labelled_batches(frames: list[Labelled]) -> Iterator[dict]:
 
 
 def net_predictor(
-    net: DepthNet, masks: Callable[[list[np.ndarray]], list[np.ndarray]] | None
+    net: DepthNet,
+    masks: Callable[[list[np.ndarray]], list[np.ndarray]] | None,
+    guard: Guard | None = None,
+    verdicts: dict[str, Verdict] | None = None,
 ) -> Callable[[dict], dict]:
-    """A batch -> {'final': dense} function running `net` at each frame's own size (as `mtdepth predict` does)."""
+    """A batch -> {'final': dense (, 'log_scale')} function running `net` at each frame's own size, as
+    `mtdepth predict` does: checked by `guard` when given (each frame's verdict into `verdicts`), and
+    with the log of the expected error for a net with confidence."""
 
     def predict(batch: dict) -> dict:
         images = ((rgb.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8) for rgb in batch["rgb"])
@@ -55,7 +61,19 @@ def net_predictor(
             Frame(name, image, sparse[0].cpu().numpy())
             for name, image, sparse in zip(batch["name"], images, batch["sparse"])
         ]
-        dense = [depth for depth, _ in complete(net, frames, "native", masks)]
-        return {"final": torch.from_numpy(np.stack(dense))[:, None].to(batch["sparse"].device)}
+        if guard is None:
+            done = [(*result, None) for result in complete_with_error(net, frames, "native", masks)]
+        else:
+            done = complete_guarded(net, frames, guard, "native", masks)
+        device = batch["sparse"].device
+        out = {"final": torch.from_numpy(np.stack([dense for dense, _, _, _ in done]))[:, None].to(device)}
+        if all(error is not None for _, error, _, _ in done):
+            out["log_scale"] = torch.from_numpy(np.log(np.stack([error for _, error, _, _ in done])))[:, None].to(
+                device
+            )
+        for frame, (_, _, _, verdict) in zip(frames, done):
+            if verdict is not None and verdicts is not None:
+                verdicts[frame.name] = verdict
+        return out
 
     return predict

@@ -55,6 +55,15 @@ def drop_see_through_default(sparse):
     return drop_see_through(sparse, rule.see_through_window, rule.see_through_margin)[0]
 
 
+def default_guard():
+    """The do-no-harm check by evaluate's defaults (evaluate.guard_holdout, evaluate.guard_margin)."""
+    from mtdepth.params import EvaluateParams
+    from mtdepth.pipeline.guard import Guard
+
+    rule = EvaluateParams()
+    return Guard(holdout=rule.guard_holdout, margin=rule.guard_margin)
+
+
 def error_preview_top() -> float:
     """Metres at the top of the expected-error preview's colour bar: evaluate's error panels' default."""
     from mtdepth.params import EvaluateParams
@@ -119,6 +128,13 @@ def _segmenter(net, mask_source, weights, batch, device):
     help="First drop see-through LiDAR samples: deeper than the nearest "
     "in their 7x7 window by 1.5 m (evaluate.see_through_window, evaluate.see_through_margin defaults).",
 )
+@click.option(
+    "--guard/--no-guard",
+    default=True,
+    show_default=True,
+    help="Do no harm: a frame whose held-out 20% of samples the net predicts worse than its fill (by more "
+    "than 10%) gets the fill instead (evaluate.guard_holdout, evaluate.guard_margin defaults; docs/guard.md).",
+)
 @click.option("--npy", is_flag=True, help="Also write NAME.npy (float32 metres).")
 @click.option("--ply", is_flag=True, help="Also write NAME.ply, a coloured point cloud (needs intrinsics).")
 @click.option("--fx", type=float, help="Focal length x (pixels) for --ply, instead of intrinsics/NAME.txt.")
@@ -158,6 +174,7 @@ def predict(
     weights,
     keep_sparse,
     drop_see_through,
+    guard,
     npy,
     ply,
     fx,
@@ -172,7 +189,7 @@ def predict(
     tile_margin,
 ):
     """Complete sparse depth for your own frames; writes KITTI depth PNGs at each input's size."""
-    from mtdepth.pipeline.inference import TILING, complete_with_error, frame_from_files, load_net
+    from mtdepth.pipeline.inference import TILING, complete_guarded, complete_with_error, frame_from_files, load_net
     from mtdepth.pipeline.pointcloud import back_project, write_ply
     from mtdepth.pipeline.tiling import Tiling
 
@@ -204,6 +221,8 @@ def predict(
     except OSError as exc:
         raise MtDepthError(f"{out}: cannot make the output folder ({exc.strerror or exc})") from None
     failures: dict[str, str] = {}
+    fell_back: list[str] = []
+    check = default_guard() if guard else None
 
     def fail(name: str, exc: MtDepthError) -> None:
         if len(pairs) == 1 or isinstance(exc, WriteError):  # one frame, or an --out that takes no file:
@@ -223,8 +242,19 @@ def predict(
                     fail(pair.name, exc)
                     bar.update()
             masks = segmenter.predict_batch if segmenter else None
-            completed = complete_with_error(net, frames, size, masks, keep_sparse)
-            for frame, (dense, error, dropped) in zip(frames, completed):
+            if check is None:
+                completed = [(*done, None) for done in complete_with_error(net, frames, size, masks, keep_sparse)]
+            else:
+                completed = complete_guarded(net, frames, check, size, masks, keep_sparse)
+            for frame, (dense, error, dropped, verdict) in zip(frames, completed):
+                if verdict is not None and not verdict.keep_net:
+                    fell_back.append(frame.name)
+                    log.info(
+                        "%s: the fill, not the net (held-out MAE %.0f mm against the fill's %.0f mm)",
+                        frame.name,
+                        1000 * verdict.net_mae,
+                        1000 * verdict.fill_mae,
+                    )
                 if dropped:
                     log.warning(
                         "%s: %d sparse samples beyond max_depth %g m left out of the net's input",
@@ -254,6 +284,7 @@ def predict(
     click.echo(
         f"predict: {done} of {len(pairs)} frames -> {out} ({net.backend}, size {size}, "
         f"masks {'yolo' if segmenter else 'none'}{', expected error' if net.confidence else ''})"
+        + (f"; guard: the fill on {len(fell_back)} of {done}" if check is not None else "")
     )
     if failures:
         raise MtDepthError(f"{len(failures)} of {len(pairs)} frames failed: {', '.join(sorted(failures))}")
