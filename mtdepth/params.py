@@ -246,7 +246,9 @@ class EvaluateParams:
         7  # pixels (KBNet, ScaffNet, Marigold-DC: 7x7)
     )
     see_through_margin: PositiveMetres = 1.5
-    guard: bool = True  # predict and evaluate --input: a frame keeps the net only if it beats the fill on held-out samples
+    guard: bool = (
+        True  # predict and evaluate --input: a frame keeps the net only if it beats the fill on held-out samples
+    )
     guard_holdout: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.2  # the fraction held out
     guard_margin: Annotated[float, Range(1)] = 1.1  # tolerated factor: net's held-out MAE <= margin x the fill's
     spread_window: Annotated[int, Rule(lambda v: v >= 3 and v % 2 == 1, "an odd number of pixels >= 3")] = (
