@@ -63,7 +63,8 @@ clean-data:
 # continues it, mid-training included (docs/dag.md).
 RESULTS := -S synth.frames=34 -S data.height=128 -S data.width=256 -S train.epochs=15 \
 	-S model.fusion_channels=128 -S model.head_channels=64
-PAPER := -S model.prefill=none -S model.output=absolute -S model.keep_sparse=false -S loss.depth_error=l2
+PAPER := -S model.prefill=none -S model.output=absolute -S model.keep_sparse=false -S loss.depth_error=l2 \
+	-S model.confidence=false
 results: install
 	$(BIN)/dvc exp run $(RESULTS) report
 

@@ -173,7 +173,7 @@ class ModelParams:
     prefill: Prefill = "ipbasic"  # none (the paper); *_masked: each side of the mask filled from its own samples
     output: Output = "residual"  # absolute (the paper), residual (fill * exp(correction)) or additive (fill + metres)
     keep_sparse: bool = True  # write the measured samples back over the output
-    confidence: bool = False  # also predict s = log of a Laplace scale (metres) around D_final (docs/confidence.md)
+    confidence: bool = True  # also predict s = log of a Laplace scale (metres) around D_final (docs/confidence.md)
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,9 @@ def _log_scale_conv(net):
 
 
 def test_params_read_on_off_and_refuse_a_negative_weight():
-    params = params_from_dict(yaml.safe_load("model: {confidence: on}\nloss: {w_conf: 0.5}"))
-    assert params.model.confidence is True and params.loss.w_conf == 0.5
-    assert new_model(params).confidence and not new_model(params_from_dict({})).confidence
+    params = params_from_dict(yaml.safe_load("model: {confidence: off}\nloss: {w_conf: 0.5}"))
+    assert params.model.confidence is False and params.loss.w_conf == 0.5
+    assert not new_model(params).confidence and new_model(params_from_dict({})).confidence  # on by default
     with pytest.raises(MtDepthError, match="loss.w_conf must be"):
         params_from_dict({"loss": {"w_conf": -1}})
     with pytest.raises(MtDepthError, match="model.confidence must be bool"):
