@@ -61,23 +61,20 @@ def training(run: Path) -> dict:
 
 def targets(shipped: dict, reference: dict, name: str, reference_name: str) -> dict:
     """The two targets of the shipped model against the uniform-trained reference (RMSE, all pixels)."""
+    tests = {
+        "uniform": ("uniform_within_5_percent", lambda ours, theirs: ours <= (1 + UNIFORM_MARGIN) * theirs),
+        "lidar": ("lidar_beats_reference", lambda ours, theirs: ours < theirs),
+    }
     result = {}
-    if "uniform" in shipped and "uniform" in reference:
-        ours, theirs = shipped["uniform"]["all"]["rmse_mm"], reference["uniform"]["all"]["rmse_mm"]
-        result["uniform_within_5_percent"] = {
-            f"{name}_rmse_mm": ours,
-            f"{reference_name}_rmse_mm": theirs,
-            "ratio": round(ours / theirs, 4),
-            "met": ours <= (1 + UNIFORM_MARGIN) * theirs,
-        }
-    if "lidar" in shipped and "lidar" in reference:
-        ours, theirs = shipped["lidar"]["all"]["rmse_mm"], reference["lidar"]["all"]["rmse_mm"]
-        result["lidar_beats_reference"] = {
-            f"{name}_rmse_mm": ours,
-            f"{reference_name}_rmse_mm": theirs,
-            "ratio": round(ours / theirs, 4),
-            "met": ours < theirs,
-        }
+    for pattern, (target, met) in tests.items():
+        if pattern in shipped and pattern in reference:
+            ours, theirs = shipped[pattern]["all"]["rmse_mm"], reference[pattern]["all"]["rmse_mm"]
+            result[target] = {
+                f"{name}_rmse_mm": ours,
+                f"{reference_name}_rmse_mm": theirs,
+                "ratio": round(ours / theirs, 4),
+                "met": met(ours, theirs),
+            }
     return result
 
 

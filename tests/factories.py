@@ -65,20 +65,25 @@ def build_tiny_store(root: Path, data: Path, **sections: dict) -> tuple[Path, Pa
     return root / "params.yaml", root / "store.zarr"
 
 
-def make_checkpoint(path, model="mtdepth", mask_source="none", segmenter=None, provenance=None):
-    """A checkpoint of an untrained tiny net, trained size 32x64."""
-    torch.manual_seed(0)
-    net = MTDepth(**TINY_NET) if model == "mtdepth" else UNetBaseline(channels=(4, 8))
-    info = CheckpointInfo(
-        model_config=net.config,
+def checkpoint_info(model_config: dict, mask_source="none", size=TRAINED_SIZE, segmenter=None, provenance=None):
+    """The CheckpointInfo of a net of `model_config` trained at `size` (80 m max depth, an in-memory store)."""
+    return CheckpointInfo(
+        model_config=model_config,
         mask_source=mask_source,
-        height=TRAINED_SIZE[0],
-        width=TRAINED_SIZE[1],
+        height=size[0],
+        width=size[1],
         max_depth=80.0,
         store_url="memory://test",
         store_provenance=provenance or {},
         segmenter=segmenter,
     )
+
+
+def make_checkpoint(path, model="mtdepth", mask_source="none", segmenter=None, provenance=None):
+    """A checkpoint of an untrained tiny net, trained size 32x64."""
+    torch.manual_seed(0)
+    net = MTDepth(**TINY_NET) if model == "mtdepth" else UNetBaseline(channels=(4, 8))
+    info = checkpoint_info(net.config, mask_source, segmenter=segmenter, provenance=provenance)
     save_checkpoint(path, checkpoint_state(net, info))
     return path
 

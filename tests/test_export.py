@@ -8,11 +8,11 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from factories import ODD_SIZES, errors, make_checkpoint, run, write_frame
+from factories import ODD_SIZES, checkpoint_info, errors, make_checkpoint, run, write_frame
 
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline import onnx_export
-from mtdepth.pipeline.checkpoint import CheckpointInfo, model_from_checkpoint
+from mtdepth.pipeline.checkpoint import model_from_checkpoint
 from mtdepth.pipeline.models import MTDepth
 
 
@@ -126,15 +126,6 @@ def test_onnx_not_ours_or_of_another_input_shape(exported, tmp_path):
 @pytest.mark.parametrize("query", ["mask_pos", "mask_feat"])
 def test_every_attention_query_exports(tmp_path, query):
     model = MTDepth(channels=(4, 8), attention_size=(4, 8), fusion_channels=8, head_channels=4, query=query)
-    info = CheckpointInfo(
-        model_config=model.config,
-        mask_source="yolo",
-        height=32,
-        width=64,
-        max_depth=80.0,
-        store_url="",
-        store_provenance={},
-        segmenter=None,
-    )
+    info = checkpoint_info(model.config, "yolo")
     check = onnx_export.export_onnx(model, info, tmp_path / "m.onnx")
     assert check["max_abs_diff_m"] <= 1e-3 and (tmp_path / "m.onnx").is_file()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from factories import make_checkpoint, run
+from factories import checkpoint_info, make_checkpoint, run
 from mtdepth.pipeline import kitti_io
 from mtdepth.pipeline.guard import Guard, holdout, judge
 
@@ -60,19 +60,9 @@ def test_too_few_held_out_samples_keep_the_net():
 
 def constant_net(metres: float, prefill: str = "ipbasic"):
     """A stand-in DepthNet that predicts `metres` everywhere (a net that learned nothing of this frame)."""
-    from mtdepth.pipeline.checkpoint import CheckpointInfo
     from mtdepth.pipeline.inference import DepthNet
 
-    info = CheckpointInfo(
-        model_config={"name": "unet", "prefill": prefill},
-        mask_source="none",
-        height=8,
-        width=16,
-        max_depth=80.0,
-        store_url="",
-        store_provenance={},
-        segmenter=None,
-    )
+    info = checkpoint_info({"name": "unet", "prefill": prefill}, size=(8, 16))
     return DepthNet(info, lambda inputs: np.full(inputs["sparse"].shape, metres, np.float32), "torch")
 
 
@@ -104,7 +94,6 @@ def test_a_net_as_good_as_its_fill_is_kept():
 
 
 def test_a_confidence_net_that_falls_back_reports_the_fills_measured_error():
-    from mtdepth.pipeline.checkpoint import CheckpointInfo
     from mtdepth.pipeline.inference import DepthNet, complete_guarded
 
     info = constant_net(20.0).info
@@ -113,7 +102,6 @@ def test_a_confidence_net_that_falls_back_reports_the_fills_measured_error():
         lambda inputs: np.concatenate([np.full(inputs["sparse"].shape, v, np.float32) for v in (20.0, 0.5)], axis=1),
         "torch",
     )
-    assert isinstance(info, CheckpointInfo)
     ((_, error, _, verdict),) = complete_guarded(net, [plane()], Guard())
     assert not verdict.keep_net and np.allclose(error, max(verdict.fill_mae, 0.01))
 

@@ -7,9 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from factories import ODD_SIZES, errors, make_checkpoint, run, write_frame
+from factories import ODD_SIZES, checkpoint_info, errors, make_checkpoint, run, write_frame
 from mtdepth.pipeline import kitti_io
-from mtdepth.pipeline.checkpoint import CheckpointInfo
 from mtdepth.pipeline.inference import DepthNet, Frame, complete
 
 K_LINE = "721.5377 0 609.5593 0 721.5377 172.854 0 0 1\n"
@@ -115,16 +114,7 @@ class Recorder:
 
 
 def _info():
-    return CheckpointInfo(
-        model_config={"name": "mtdepth"},
-        mask_source="none",
-        height=8,
-        width=16,
-        max_depth=80.0,
-        store_url="",
-        store_provenance={},
-        segmenter=None,
-    )
+    return checkpoint_info({"name": "mtdepth"}, size=(8, 16))
 
 
 def test_far_samples_are_dropped_from_the_input_and_output_is_clipped():

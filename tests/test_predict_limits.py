@@ -9,8 +9,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from factories import checkpoint_info
 from mtdepth.cli import cli
-from mtdepth.pipeline.checkpoint import CheckpointInfo, checkpoint_state, model_from_checkpoint, save_checkpoint
+from mtdepth.pipeline.checkpoint import checkpoint_state, model_from_checkpoint, save_checkpoint
 from mtdepth.pipeline.inference import Frame, complete, load_net
 from mtdepth.pipeline.models import MTDepth
 from mtdepth.pipeline.tiling import Tiling, spans, tiled
@@ -31,16 +32,7 @@ def varied(tmp_path_factory):
     with torch.no_grad():
         for name, parameter in net.named_parameters():
             parameter.normal_(0, 1.0 if name.startswith("attention") else 0.3)  # an attention that matters
-    info = CheckpointInfo(
-        model_config=net.config,
-        mask_source="none",
-        height=32,
-        width=64,
-        max_depth=80.0,
-        store_url="memory://test",
-        store_provenance={},
-        segmenter=None,
-    )
+    info = checkpoint_info(net.config)
     path = tmp_path_factory.mktemp("varied") / "net.pt"
     save_checkpoint(path, checkpoint_state(net, info))
     return path

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from factories import checkpoint_info
 from mtdepth.pipeline.baselines import IPBasicConfig, baseline, nearest_fill, nearest_fill_frame
-from mtdepth.pipeline.checkpoint import CheckpointInfo
 from mtdepth.pipeline.losses import pixel_error
 from mtdepth.pipeline.models import build_model
 from mtdepth.pipeline.onnx_export import example_inputs, export_onnx, read_onnx, run_session, session
@@ -205,16 +205,7 @@ def test_export_parity_for_the_new_options(tmp_path, config, prefill, output, ke
     model = build_model({**config, "prefill": prefill, "output": output, "keep_sparse": keep})
     for p in model.parameters():
         p.data.add_(0.1 * torch.randn_like(p))
-    info = CheckpointInfo(
-        model_config=model.config,
-        mask_source="none",
-        height=32,
-        width=64,
-        max_depth=80.0,
-        store_url="memory://t",
-        store_provenance={},
-        segmenter=None,
-    )
+    info = checkpoint_info(model.config)
     check = export_onnx(model, info, tmp_path / "net.onnx")
     assert check["max_abs_diff_m"] <= 1e-3
     assert read_onnx(tmp_path / "net.onnx") == info
