@@ -8,6 +8,7 @@ Reads the evaluations `mtdepth evaluate` wrote, named `<source>-on-<pattern>` in
 from __future__ import annotations
 
 import csv
+import math
 import json
 from pathlib import Path
 
@@ -85,6 +86,16 @@ def file_entry(path: Path, name: str) -> dict:
     return {"file": name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
+def finite(value):
+    """`value` (params: dicts, lists, numbers) with every infinite float as None, as JSON has no infinity
+    (evaluate.calibration_bins ends at .inf)."""
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return None if isinstance(value, float) and math.isinf(value) else value
+
+
 def model_card(
     command: str,
     params: dict,
@@ -102,7 +113,7 @@ def model_card(
     shipped, other, fill = evaluations(evals, name), evaluations(evals, reference), evaluations(evals, BASELINE)
     return {
         "command": command,
-        "params": params,
+        "params": finite(params),
         "network": info.model_config,
         "trained_on": {
             "pattern": info.store_provenance.get("sparse", {}).get("pattern"),
