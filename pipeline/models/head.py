@@ -22,8 +22,9 @@ INIT_RELATIVE_ERROR = 0.05  # confidence: what an untrained net expects, a fract
 
 def log_scale_conv(channels: int) -> nn.Conv2d:
     """The confidence's 1x1 output conv (the log of the expected error relative to the depth): zero weights,
-    bias log INIT_RELATIVE_ERROR (an untrained net expects that fraction of its depth everywhere). Built without drawing from torch's generator, so that the rest of a net seeded
-    alike initialises exactly as it does without confidence."""
+    bias log INIT_RELATIVE_ERROR (an untrained net expects that fraction of its depth everywhere). Built
+    without drawing from torch's generator, so that the rest of a net seeded alike initialises exactly as
+    it does without confidence."""
     with torch.random.fork_rng(devices=[]):
         conv = conv1x1(channels, 1)
     nn.init.zeros_(conv.weight)
