@@ -62,7 +62,8 @@ def cli_run(*args) -> None:
 
 
 def write_kitti_folder(synth: Path, out: Path) -> list[str]:
-    """A synthetic tree's frames at 375x1242 in KITTI's val_selection_cropped layout; returns the names."""
+    """A synthetic tree's frames at KITTI_SIZE (375x1242; --tiny: 96x320) in KITTI's val_selection_cropped layout;
+    returns the names."""
     for folder in ("image", "velodyne_raw", "groundtruth_depth", "intrinsics"):
         (out / folder).mkdir(parents=True)
     names = []
@@ -326,8 +327,8 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds; the figures mean nothing)")
     args = parser.parse_args()
     if args.tiny:
-        global SIZES
-        args.frames, args.repeats, SIZES = 1, 1, ((64, 128),)
+        global SIZES, KITTI_SIZE
+        args.frames, args.repeats, SIZES, KITTI_SIZE = 1, 1, ((64, 128),), (96, 320)
     with tempfile.TemporaryDirectory(prefix="mtdepth-bench-") as folder:
         work = Path(folder)
         paper = paper_checkpoint(work / "paper-untrained.pt")
