@@ -31,7 +31,7 @@ from mtdepth.params import Params
 from mtdepth.pipeline.baselines import IPBasicConfig, baseline
 from mtdepth.pipeline.checkpoint import model_from_checkpoint
 from mtdepth.pipeline.evaluation import AVERAGES, SCORED, EvalSettings, Evaluation, evaluate_batches
-from mtdepth.pipeline.files import write_csv, write_json
+from mtdepth.pipeline.files import finite, write_csv, write_json
 from mtdepth.pipeline.panels import PanelFrame, PanelStyle, render_panel
 from mtdepth.pipeline.regions import REGION_CODES
 from mtdepth.pipeline.sparsification import STEPS, SparsificationSettings
@@ -177,7 +177,7 @@ def write_sparsification(folder: Path, result: Evaluation, params: Params) -> No
             if not calibration
             else {
                 "worst_factor": found.worst_calibration_factor(),
-                "bins": [{**row, "hi_m": None if math.isinf(row["hi_m"]) else row["hi_m"]} for row in calibration],
+                "bins": finite(calibration),
             },
         },
     )

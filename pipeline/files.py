@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -171,6 +172,16 @@ def write_folder(out: Path, write: Callable[[Path], None]) -> None:
             swap_in(partial, out)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
+
+
+def finite(value):
+    """`value` (dicts, lists, numbers) with every infinite float as None: JSON has no infinity (a params file's
+    `.inf`, a calibration bin's open end)."""
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return None if isinstance(value, float) and math.isinf(value) else value
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -8,12 +8,12 @@ Reads the evaluations `mtdepth evaluate` wrote, named `<source>-on-<pattern>` in
 from __future__ import annotations
 
 import csv
-import math
 import json
 from pathlib import Path
 
 from mtdepth.errors import MtDepthError
 from mtdepth.pipeline.checkpoint import CheckpointInfo
+from mtdepth.pipeline.files import finite
 from mtdepth.pipeline.segmenter import sha256_file
 
 PATTERNS = ("uniform", "keypoints", "lidar", "mixed")
@@ -84,16 +84,6 @@ def file_entry(path: Path, name: str) -> dict:
     if not path.is_file():
         raise MtDepthError(f"{path}: not found")
     return {"file": name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
-
-
-def finite(value):
-    """`value` (params: dicts, lists, numbers) with every infinite float as None, as JSON has no infinity
-    (evaluate.calibration_bins ends at .inf)."""
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(item) for item in value]
-    return None if isinstance(value, float) and math.isinf(value) else value
 
 
 def model_card(

@@ -162,7 +162,7 @@ def test_the_cards_params_are_json_with_infinity_as_null():
     import json as json_module
 
     from mtdepth.params import Params, to_dict
-    from mtdepth.pipeline.model_card import finite
+    from mtdepth.pipeline.files import finite
 
     params = finite(to_dict(Params()))
     assert params["evaluate"]["calibration_bins"][-1] is None  # the default's last edge is .inf
