@@ -97,7 +97,7 @@ def test_single_pair_npy_without_keep_sparse(tiny, tmp_path):
 def test_unet_checkpoint(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "unet.pt", model="unet", mask_source="none")
     write_frame(tmp_path / "in", "a", 50, 70)
-    result = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out")
+    result = predict_folder(checkpoint, tmp_path)
     assert result.exit_code == 0, result.output
     assert kitti_io.read_depth_png(tmp_path / "out/a.png").shape == (50, 70)
 
@@ -156,7 +156,7 @@ def test_far_sample_warning_names_the_frame(tiny, tmp_path):
     (tmp_path / "in/sparse").mkdir()
     Image.new("RGB", (40, 30)).save(tmp_path / "in/image/far.png")
     kitti_io.write_depth_png(tmp_path / "in/sparse/far.png", np.full((30, 40), 90.0))
-    result = run("predict", "--checkpoint", tiny, "--input", tmp_path / "in", "--out", tmp_path / "out", "--no-preview")
+    result = predict_folder(tiny, tmp_path, "--no-preview")
     assert result.exit_code == 0
     assert "far: 1200 sparse samples beyond max_depth 80 m" in result.stderr
 
@@ -264,58 +264,32 @@ def test_option_errors(tiny, tmp_path, sentinel):
     )
 
 
+def predict_folder(checkpoint, root, *extra):
+    """`mtdepth predict` of `checkpoint` from root/in to root/out, with `extra` options."""
+    return run("predict", "--checkpoint", checkpoint, "--input", root / "in", "--out", root / "out", *extra)
+
+
 def test_masks_from_the_checkpoints_segmenter(tiny_yolo, tmp_path):
     segmenter = {"weights": str(tiny_yolo), "imgsz": 64, "conf": 0.25, "iou": 0.7, "classes": []}
     trained_with = {"mask/yolo": {"segmenter": {"weights_sha256": "0" * 64}}}
     checkpoint = make_checkpoint(tmp_path / "yolo.pt", mask_source="yolo", segmenter=segmenter, provenance=trained_with)
     write_frame(tmp_path / "in", "a", 203, 377)
-    result = run(
-        "predict",
-        "--checkpoint",
-        checkpoint,
-        "--input",
-        tmp_path / "in",
-        "--out",
-        tmp_path / "out",
-        "--no-preview",
-        "--device",
-        "cpu",
-    )
+    result = predict_folder(checkpoint, tmp_path, "--no-preview", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "masks yolo" in result.stdout
     assert "seg.pt: not the segmenter the model was trained with" in result.stderr
     assert kitti_io.read_depth_png(tmp_path / "out/a.png").shape == (203, 377)
-    missing = run(
-        "predict",
-        "--checkpoint",
-        checkpoint,
-        "--input",
-        tmp_path / "in",
-        "--out",
-        tmp_path / "out",
-        "--weights",
-        tmp_path / "none.pt",
-    )
+    missing = predict_folder(checkpoint, tmp_path, "--weights", tmp_path / "none.pt")
     assert missing.exit_code == 2 and "none.pt: weights file not found" in missing.stderr
 
 
 def test_gt_mask_checkpoint_needs_weights_or_none(tiny_yolo, tmp_path):
     checkpoint = make_checkpoint(tmp_path / "gt.pt", mask_source="gt")
     write_frame(tmp_path / "in", "a", 30, 40)
-    refused = run("predict", "--checkpoint", checkpoint, "--input", tmp_path / "in", "--out", tmp_path / "out")
+    refused = predict_folder(checkpoint, tmp_path)
     assert refused.exit_code == 2 and "--weights: the checkpoint was trained with 'gt' masks" in refused.stderr
     for extra in (["--mask-source", "none"], ["--weights", tiny_yolo, "--device", "cpu"]):
-        result = run(
-            "predict",
-            "--checkpoint",
-            checkpoint,
-            "--input",
-            tmp_path / "in",
-            "--out",
-            tmp_path / "out",
-            "--no-preview",
-            *extra,
-        )
+        result = predict_folder(checkpoint, tmp_path, "--no-preview", *extra)
         assert result.exit_code == 0, result.output
 
 
