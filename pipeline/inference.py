@@ -270,11 +270,20 @@ def complete_guarded(
     error everywhere: the only error figure measured for it.
     """
     max_depth, kind = net.info.max_depth, guard_fill(net.prefill)
-    full = complete_with_error(net, frames, size, masks, keep_sparse)
+    masks_once = None
+    if masks is not None:  # the trial frames share the full frames' RGB: the segmenter runs once for both passes
+        made: list = []
+
+        def masks_once(images: list[np.ndarray]) -> list[np.ndarray]:
+            if not made:
+                made.append(masks(images))
+            return made[0]
+
+    full = complete_with_error(net, frames, size, masks_once, keep_sparse)
     samples = [drop_far(frame.sparse, max_depth)[0] for frame in frames]
     held = [holdout(sparse, guard, frame.name) for frame, sparse in zip(frames, samples)]
     trials = [Frame(f.name, f.rgb, np.where(h, np.float32(0), s)) for f, h, s in zip(frames, held, samples)]
-    tried = complete_with_error(net, trials, size, masks)
+    tried = complete_with_error(net, trials, size, masks_once)
     checked = []
     for (dense, error, dropped), (trial, _, _), sparse, held_out, less in zip(full, tried, samples, held, trials):
         verdict = judge(sparse, held_out, trial, prefill_frame(kind, less.sparse), guard)

@@ -141,3 +141,19 @@ def test_evaluate_input_records_each_frames_verdict(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["guard"]["wall"]["choice"] == "fill" and metrics["guard"]["wall"]["held"] > 0
     assert metrics["pooled"]["final"]["all"]["mae_mm"] < 500
+
+
+def test_the_guard_runs_the_segmenter_once_for_both_passes():
+    from mtdepth.pipeline.inference import DepthNet, complete_guarded
+
+    calls = []
+
+    def masks(images):
+        calls.append(len(images))
+        return [np.zeros(image.shape[:2], np.uint8) for image in images]
+
+    info = checkpoint_info({"name": "mtdepth", "prefill": "ipbasic"}, size=(8, 16))
+    net = DepthNet(info, lambda inputs: np.full(inputs["sparse"].shape, 5.0, np.float32), "torch")
+    assert net.uses_mask
+    complete_guarded(net, [plane("a"), plane("b")], Guard(), masks=masks)
+    assert calls == [2]
