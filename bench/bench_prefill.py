@@ -4,9 +4,10 @@ themselves, RMSE/MAE per region with each mask source (the instance prior withou
     .venv/bin/python bench/bench_prefill.py --store data/results.zarr [--frames 204] [--params params.yaml]
     .venv/bin/python bench/bench_prefill.py --tiny      # smoke test on a 5-frame store it makes (figures meaningless)
 
-Reads the store's validation split (it needs mask/gt; mask/yolo where present). For each prefill
-and mask source it times `prefill_frame` alone on frames already in memory, then scores the fills
-with the evaluator (`evaluate.boundary_px`, `data.max_depth` from the params) and prints markdown.
+Reads the store's validation split (`--split`; it needs mask/gt; mask/yolo where present). For each
+prefill and mask source it times `prefill_frame` alone on frames already in memory, then scores the fills
+with the evaluator (`evaluate.boundary_px`, `data.max_depth` from the params) and prints markdown, then
+the YOLO masks' merged-foreground IoU against the GT's over the same frames.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from mtdepth.cache.dataset import CachedDepthDataset
+from mtdepth.cache.dataset import SPLITS, CachedDepthDataset
 from mtdepth.cache.store import open_store
 from mtdepth.params import load_params
 from mtdepth.pipeline.evaluation import EvalSettings, evaluate_batches
+from mtdepth.pipeline.masks import foreground_iou
 from mtdepth.pipeline.prefill import MASK_AWARE, PREFILLS, prefill_frame
 
 from mtdepth.pipeline.regions import REGIONS as GROUPS
@@ -33,7 +36,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="a stage-one store (required unless --tiny)")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--frames", type=int, default=None, help="first N validation frames (default: all)")
+    parser.add_argument("--split", default="val", choices=SPLITS, help="which frames of the store (default: val)")
+    parser.add_argument("--frames", type=int, default=None, help="first N frames of the split (default: all)")
     parser.add_argument("--tiny", action="store_true", help="a 5-frame store made here (figures meaningless)")
     args = parser.parse_args()
     if args.tiny:
@@ -75,7 +79,7 @@ def run(args) -> None:
     print("|---|---|---:|" + "---:|" * len(REGIONS))
     for kind in PREFILLS[1:]:
         for source in sources if kind in MASK_AWARE else ["none"]:
-            dataset = CachedDepthDataset(args.store, "val", source)
+            dataset = CachedDepthDataset(args.store, args.split, source)
             count = len(dataset) if args.frames is None else min(args.frames, len(dataset))
             items = dataset.__getitems__(list(range(count)))
             started = time.perf_counter()
@@ -93,6 +97,16 @@ def run(args) -> None:
             table = result.table("pooled")["final"]
             cells = " | ".join(f"{table[r]['rmse_mm']:,.0f} / {table[r]['mae_mm']:,.0f}" for r in REGIONS)
             print(f"| {kind} | {source} | {ms:.1f} | {cells} |")
+    if "yolo" in sources:
+        items = CachedDepthDataset(args.store, args.split, "yolo")
+        count = len(items) if args.frames is None else min(args.frames, len(items))
+        sums = np.sum(
+            [foreground_iou(items[i]["mask"].numpy() > 0.5, items[i]["gt_mask"].numpy() > 0.5) for i in range(count)],
+            axis=0,
+        )
+        print(
+            f"\nYOLO masks against GT masks: merged-foreground IoU {sums[0] / max(sums[1], 1):.3f} over {count} frames"
+        )
 
 
 if __name__ == "__main__":
