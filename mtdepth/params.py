@@ -170,7 +170,7 @@ class ModelParams:
     init_depth: PositiveMetres = 20.0  # metres an untrained absolute net predicts everywhere
     # Not the paper's (docs/results.md: the ablation that chose them); the paper as written:
     # prefill none, output absolute, keep_sparse false, loss.depth_error l2 (docs/results.md)
-    prefill: Prefill = "ipbasic_masked"  # none (the paper); *_masked: each side of the mask filled from its own samples
+    prefill: Prefill = "ipbasic"  # none (the paper); *_masked: each side of the mask filled from its own samples
     output: Output = "residual"  # absolute (the paper), residual (fill * exp(correction)) or additive (fill + metres)
     keep_sparse: bool = True  # write the measured samples back over the output
     confidence: bool = True  # also predict s = log of a Laplace scale (metres) around D_final (docs/confidence.md)
