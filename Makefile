@@ -24,12 +24,15 @@ demo: install
 	@cat runs/report/report.md
 
 # Everything: the linter, then every test (the slow end-to-end files included; .ci/run calls this).
+# Two pytest processes (pytest-xdist), one file each at a time, one torch thread each: two processes
+# with a thread per core each spin against each other on a 2-core machine.
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadfile
 test: install lint
-	$(BIN)/pytest
+	$(PYTEST)
 
 # The fast lane: every test not marked slow (YOLO, training runs, dvc repro, the wheel, the benches).
 test-fast: install
-	$(BIN)/pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: install
 	$(BIN)/ruff check .
