@@ -59,9 +59,9 @@ clean-data:
 	rm -rf data runs
 
 # docs/results.md's results table: the DAG up to `report` on 1,020 synthetic frames at 128x256,
-# 15 epochs a model, as a DVC experiment; every learned row uses the default model (completion of
-# IP-Basic's fill, mask-aware where the run has masks) with params.yaml's MT-Depth head (32 / 16
-# channels: Table 2's 128 / 64 cost ~5x the rest of the net on a CPU). `make results-ablation` adds
+# 15 epochs a model (about an hour on 2 CPU cores), as a DVC experiment; every learned row uses the
+# default model (completion of IP-Basic's fill) with params.yaml's MT-Depth head (32 / 16 channels:
+# Table 2's 128 / 64 cost ~5x the rest of the net on a CPU). `make results-ablation` adds
 # the query ablation (ablation/dvc.yaml); `make results-paper` is the same run with Table 2's network
 # as written (no fill, absolute output, no kept samples, L2, head 128 / 64). Interrupted:
 # `dvc repro report` (or `ablation/dvc.yaml`) continues it, mid-training included (docs/dag.md).
