@@ -98,14 +98,13 @@ def run(args) -> None:
             cells = " | ".join(f"{table[r]['rmse_mm']:,.0f} / {table[r]['mae_mm']:,.0f}" for r in REGIONS)
             print(f"| {kind} | {source} | {ms:.1f} | {cells} |")
     if "yolo" in sources:
-        items = CachedDepthDataset(args.store, args.split, "yolo")
-        count = len(items) if args.frames is None else min(args.frames, len(items))
-        sums = np.sum(
-            [foreground_iou(items[i]["mask"].numpy() > 0.5, items[i]["gt_mask"].numpy() > 0.5) for i in range(count)],
-            axis=0,
-        )
+        dataset = CachedDepthDataset(args.store, args.split, "yolo")
+        count = len(dataset) if args.frames is None else min(args.frames, len(dataset))
+        items = dataset.__getitems__(list(range(count)))
+        pairs = [foreground_iou(item["mask"].numpy() > 0.5, item["gt_mask"].numpy() > 0.5) for item in items]
+        intersection, union = np.sum(pairs, axis=0)
         print(
-            f"\nYOLO masks against GT masks: merged-foreground IoU {sums[0] / max(sums[1], 1):.3f} over {count} frames"
+            f"\nYOLO masks against GT masks: merged-foreground IoU {intersection / max(union, 1):.3f} over {count} frames"
         )
 
 
