@@ -77,11 +77,16 @@ def run(args) -> None:
     )
     print(f"| fill | masks | ms/frame | {' | '.join(f'{r} RMSE / MAE (mm)' for r in REGIONS)} |")
     print("|---|---|---:|" + "---:|" * len(REGIONS))
+    iou = None  # the YOLO masks' merged-foreground IoU against GT, from the first pass that reads them
     for kind in PREFILLS[1:]:
         for source in sources if kind in MASK_AWARE else ["none"]:
             dataset = CachedDepthDataset(args.store, args.split, source)
             count = len(dataset) if args.frames is None else min(args.frames, len(dataset))
             items = dataset.__getitems__(list(range(count)))
+            if source == "yolo" and iou is None:
+                pairs = [foreground_iou(item["mask"].numpy() > 0.5, item["gt_mask"].numpy() > 0.5) for item in items]
+                intersection, union = np.sum(pairs, axis=0)
+                iou = (intersection / max(union, 1), count)
             started = time.perf_counter()
             fills = [prefill_frame(kind, item["sparse"][0].numpy(), item["mask"][0].numpy()) for item in items]
             ms = 1000 * (time.perf_counter() - started) / count
@@ -97,15 +102,8 @@ def run(args) -> None:
             table = result.table("pooled")["final"]
             cells = " | ".join(f"{table[r]['rmse_mm']:,.0f} / {table[r]['mae_mm']:,.0f}" for r in REGIONS)
             print(f"| {kind} | {source} | {ms:.1f} | {cells} |")
-    if "yolo" in sources:
-        dataset = CachedDepthDataset(args.store, args.split, "yolo")
-        count = len(dataset) if args.frames is None else min(args.frames, len(dataset))
-        items = dataset.__getitems__(list(range(count)))
-        pairs = [foreground_iou(item["mask"].numpy() > 0.5, item["gt_mask"].numpy() > 0.5) for item in items]
-        intersection, union = np.sum(pairs, axis=0)
-        print(
-            f"\nYOLO masks against GT masks: merged-foreground IoU {intersection / max(union, 1):.3f} over {count} frames"
-        )
+    if iou is not None:
+        print(f"\nYOLO masks against GT masks: merged-foreground IoU {iou[0]:.3f} over {iou[1]} frames")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,11 @@ def odd_folder(tmp_path_factory):
     return root, sparse
 
 
+def predict_folder(checkpoint, root, *extra):
+    """`mtdepth predict` of `checkpoint` from root/in to root/out, with `extra` options."""
+    return run("predict", "--checkpoint", checkpoint, "--input", root / "in", "--out", root / "out", *extra)
+
+
 @pytest.mark.parametrize("size", ["trained", "native"])
 def test_odd_sizes_give_dense_outputs_of_each_input_size(tiny, odd_folder, tmp_path, size):
     root, sparse = odd_folder
@@ -262,11 +267,6 @@ def test_option_errors(tiny, tmp_path, sentinel):
         sentinel,
         "--fx --fy --cx --cy: give all four",
     )
-
-
-def predict_folder(checkpoint, root, *extra):
-    """`mtdepth predict` of `checkpoint` from root/in to root/out, with `extra` options."""
-    return run("predict", "--checkpoint", checkpoint, "--input", root / "in", "--out", root / "out", *extra)
 
 
 def test_masks_from_the_checkpoints_segmenter(tiny_yolo, tmp_path):

@@ -159,11 +159,9 @@ def test_model_card_command_refuses_bad_input_in_one_line(tmp_path):
 
 
 def test_the_cards_params_are_json_with_infinity_as_null():
-    import json as json_module
-
     from mtdepth.params import Params, to_dict
     from mtdepth.pipeline.files import finite
 
     params = finite(to_dict(Params()))
     assert params["evaluate"]["calibration_bins"][-1] is None  # the default's last edge is .inf
-    json_module.dumps(params, allow_nan=False)
+    json.dumps(params, allow_nan=False)
