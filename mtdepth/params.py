@@ -167,6 +167,7 @@ class ModelParams:
     head_channels: AtLeast1 = 64
     se_reduction: AtLeast1 = 16
     query: Query = "mask"  # mask (the paper), mask_pos, mask_feat
+    mask_input: bool = False  # MT-Depth: the mask also a full-resolution U-Net input channel (not the paper's)
     init_depth: PositiveMetres = 20.0  # metres an untrained absolute net predicts everywhere
     # Not the paper's (docs/results.md: the ablation that chose them); the paper as written:
     # prefill none, output absolute, keep_sparse false, loss.depth_error l2 (docs/results.md)

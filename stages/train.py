@@ -47,6 +47,11 @@ from mtdepth.params import (
 )
 @click.option("--query", type=click.Choice(choices(Query)), help="Cross-attention query input. [model.query]")
 @click.option(
+    "--mask-input/--no-mask-input",
+    default=None,
+    help="MT-Depth: the mask also a full-resolution U-Net input channel. [model.mask_input]",
+)
+@click.option(
     "--prefill", type=click.Choice(choices(Prefill)), help="Classical fill the net completes. [model.prefill]"
 )
 @click.option(
@@ -87,6 +92,7 @@ def train(
     model,
     mask_source,
     query,
+    mask_input,
     prefill,
     output,
     keep_sparse,
@@ -110,7 +116,14 @@ def train(
     params = override(params, "store", path=store)
     params = override(params, "sparse", pattern=pattern)
     params = override(
-        params, "model", query=query, prefill=prefill, output=output, keep_sparse=keep_sparse, confidence=confidence
+        params,
+        "model",
+        query=query,
+        mask_input=mask_input,
+        prefill=prefill,
+        output=output,
+        keep_sparse=keep_sparse,
+        confidence=confidence,
     )
     params = override(params, "loss", depth_error=depth_error)
     params = override(

@@ -97,8 +97,25 @@ def test_no_gradient_reaches_the_mask_but_the_mask_changes_the_output():
     assert not torch.allclose(other["final"], out["final"])
 
 
+def test_mask_input_brings_the_masks_full_resolution_edges():
+    """The attention sees the mask pooled to its grid: moving an edge inside one grid cell changes
+    nothing there; with `mask_input` the U-Net sees the edge itself."""
+    rgb, sparse, valid, mask = inputs(1, 32, 64)
+    mask = torch.zeros_like(mask)
+    mask[..., 8:16, 8:11] = 1  # 3 of a grid cell's 8 columns (grid 4x8 over 32x64: 8x8 cells)
+    moved = torch.zeros_like(mask)
+    moved[..., 8:16, 13:16] = 1  # the same 3 columns' worth, in the same cell
+    for mask_input in (False, True):
+        torch.manual_seed(0)
+        model = MTDepth(**SMALL, mask_input=mask_input).eval()
+        assert model.unet.down[0][0].in_channels == 5 + mask_input
+        with torch.no_grad():
+            a, b = (model(rgb, sparse, valid, m)["final"] for m in (mask, moved))
+        assert torch.equal(a, b) is not mask_input
+
+
 def test_config_rebuilds_the_same_architecture_and_bad_configs_are_one_line():
-    for model in (MTDepth(**SMALL, query="mask_pos"), UNetBaseline(channels=(4, 8))):
+    for model in (MTDepth(**SMALL, query="mask_pos", mask_input=True), UNetBaseline(channels=(4, 8))):
         again = build_model(model.config)
         assert again.config == model.config
         again.load_state_dict(model.state_dict())

@@ -128,7 +128,7 @@ def forward(model, inputs):
     return model(inputs["rgb"], inputs["sparse"], inputs["valid"], inputs["mask"], inputs["fill"])
 
 
-@pytest.mark.parametrize("config", [TINY_UNET, TINY_MTDEPTH])
+@pytest.mark.parametrize("config", [TINY_UNET, TINY_MTDEPTH, {**TINY_MTDEPTH, "mask_input": True}])
 @pytest.mark.parametrize("prefill", ["nearest", "ipbasic", "nearest_masked"])
 @pytest.mark.parametrize("output", ["residual", "additive"])
 def test_an_untrained_residual_net_returns_its_fill_exactly(config, prefill, output):
@@ -198,6 +198,7 @@ def test_l1_l2_is_the_sum_of_l1_and_l2():
         (TINY_MTDEPTH, "nearest_masked", "residual", False),
         (TINY_MTDEPTH, "nearest", "absolute", True),
         (TINY_UNET, "nearest", "additive", False),
+        ({**TINY_MTDEPTH, "mask_input": True}, "ipbasic", "residual", True),
     ],
 )
 def test_export_parity_for_the_new_options(tmp_path, config, prefill, output, keep):

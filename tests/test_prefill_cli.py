@@ -72,10 +72,12 @@ def test_train_evaluate_predict_a_residual_net_with_kept_samples(
         depth_error,
         "--out",
         out,
+        *(["--mask-input"] if model == "mtdepth" else []),
     )
     assert result.exit_code == 0, result.output
     net, info = model_from_checkpoint(out / "best.pt")
     assert (net.prefill, net.output, net.keep_sparse) == (prefill, "residual", True)
+    assert net.mask_input is (model == "mtdepth")
     assert info.model_config["prefill"] == prefill
     result = run("evaluate", "--params", params, "--checkpoint", out / "best.pt", "--out", tmp_path / "eval")
     assert result.exit_code == 0, result.output

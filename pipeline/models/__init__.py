@@ -62,6 +62,7 @@ def new_model(params) -> DepthCompletionNet:
             head_channels=m.head_channels,
             se_reduction=m.se_reduction,
             query=m.query,
+            mask_input=m.mask_input,
         )
     return build_model(config)
 

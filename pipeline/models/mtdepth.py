@@ -16,6 +16,8 @@ sparse input (and the fill, a sixth input channel) is divided by it. Each output
     additive  max(0, fill + max_depth * raw): a correction in metres, the same at every depth;
               both with the output convs zero-initialised: an untrained net returns its fill exactly.
 With `keep_sparse` every measured sample is written back over each output (D = sparse where valid).
+With `mask_input` (MT-Depth only) the mask is also a U-Net input channel at full resolution: the paper's
+attention sees it only pooled to 16x32, where its edges, the silhouettes a fill gets wrong, are gone.
 With `confidence` a second output conv beside D_final's (the U-Net: a 1x1 conv on F_depth; MT-Depth: on the
 head's features) gives s = log b, b the scale in metres of a Laplace around D_final, so exp(s) = E|e| is the
 expected absolute error in metres. The conv predicts the error relative to the depth, s = log D_final + raw
@@ -81,6 +83,7 @@ class DepthCompletionNet(nn.Module):
         output: str = "absolute",
         keep_sparse: bool = False,
         confidence: bool = False,
+        mask_input: bool = False,
     ):
         super().__init__()
         if not 0 < init_depth < max_depth:
@@ -92,8 +95,8 @@ class DepthCompletionNet(nn.Module):
             raise ValueError(f"a {output} output corrects a fill: it needs a prefill other than 'none'")
         self.max_depth, self.init_depth = float(max_depth), float(init_depth)
         self.prefill, self.output, self.keep_sparse = prefill, output, bool(keep_sparse)
-        self.confidence = bool(confidence)
-        self.unet = UNet(channels, INPUT_CHANNELS + (prefill != "none"))
+        self.confidence, self.mask_input = bool(confidence), bool(mask_input)
+        self.unet = UNet(channels, INPUT_CHANNELS + (prefill != "none") + self.mask_input)
 
     @property
     def _output_config(self) -> dict:
@@ -139,12 +142,14 @@ class DepthCompletionNet(nn.Module):
                 nn.init.normal_(conv.weight, std=OUTPUT_WEIGHT_STD)
                 nn.init.constant_(conv.bias, _inverse_softplus(self.init_depth / self.max_depth))
 
-    def _features(self, rgb, sparse, valid, fill) -> tuple[torch.Tensor, torch.Tensor]:
+    def _features(self, rgb, sparse, valid, fill, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = [rgb, sparse / self.max_depth, valid]  # eq. 3, (B, 5, H, W)
         if self.prefill != "none":
             if fill is None:
                 raise ValueError(f"this net completes a {self.prefill!r} fill: pass fill")
             inputs.append(fill / self.max_depth)
+        if self.mask_input:
+            inputs.append(mask.detach().to(rgb.dtype))
         return self.unet(torch.cat(inputs, dim=1))
 
     @property
@@ -209,6 +214,7 @@ class MTDepth(DepthCompletionNet):
         head_channels: the head's middle channels (64).
         se_reduction: squeeze-and-excitation reduction ratio (16).
         query: the cross-attention's query input ("mask", "mask_pos", "mask_feat").
+        mask_input: the mask is also a U-Net input channel at full resolution (not the paper's).
         max_depth: metres; the depth scale inside the net.
         init_depth: what the untrained net predicts, metres (absolute output).
         prefill, output, keep_sparse: the fill it completes, absolute or residual outputs, samples kept.
@@ -224,6 +230,7 @@ class MTDepth(DepthCompletionNet):
         head_channels: int = 64,
         se_reduction: int = 16,
         query: str = "mask",
+        mask_input: bool = False,
         max_depth: float = 80.0,
         init_depth: float = 20.0,
         prefill: str = "none",
@@ -231,7 +238,7 @@ class MTDepth(DepthCompletionNet):
         keep_sparse: bool = False,
         confidence: bool = False,
     ):
-        super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse, confidence)
+        super().__init__(channels, max_depth, init_depth, prefill, output, keep_sparse, confidence, mask_input)
         c = self.unet.feature_channels
         self.attention = CrossAttention(c, attention_dim, tuple(attention_size), query)
         self.fusion = Fusion(c, fusion_channels)
@@ -244,6 +251,7 @@ class MTDepth(DepthCompletionNet):
             "head_channels": head_channels,
             "se_reduction": se_reduction,
             "query": query,
+            "mask_input": self.mask_input,
         }
         _init_weights(self)
         self._init_outputs(self.unet.depth_out, self.head.depth_out)
@@ -260,7 +268,7 @@ class MTDepth(DepthCompletionNet):
         }
 
     def forward(self, rgb, sparse, valid, mask, fill=None) -> dict:
-        features, raw_init = self._features(rgb, sparse, valid, fill)  # F_depth (B, C, H, W)
+        features, raw_init = self._features(rgb, sparse, valid, fill, mask)  # F_depth (B, C, H, W)
         attended = self.attention(features, mask)  # F_att (B, C, H, W)
         fused = self.fusion(attended, features)  # F_fused (B, C', H, W)
         raw_final, raw_log_scale = self.head(fused)
