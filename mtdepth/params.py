@@ -6,7 +6,8 @@ Every fact about a field is written once, on the field:
                           take theirs from the same alias with `choices(Precision)`
     its range or rule     `Annotated[float, Range(0, 1, low_open=True)]`, `Annotated[int, Multiple(32)]`,
                           or `Rule(predicate, "what it must be")` for the odd ones
-The rules themselves are mtdepth/rules.py's. The loader (`_coerce`) converts each value to its type, then checks choices and constraints. An unknown
+The rules, and the checker that builds a dataclass by them (`build`), are mtdepth/rules.py's: each value is
+converted to its type, then its choices and constraints are checked. An unknown
 key, a wrong type or a value out of range raises MtDepthError naming the key (for example
 `params.yaml: sparse.keep_prob must be in (0, 1], got 1.5`). A tuple of a Literal must be a subset
 of its choices (`NonEmpty()` adds "non-empty").
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 import yaml
 
 from mtdepth.errors import MtDepthError
-from mtdepth.rules import Multiple, NonEmpty, Range, Rule, choices
+from mtdepth.rules import Multiple, NonEmpty, Range, Rule, build, choices
 
 # The choice sets, each written once.
 Scene = Literal["Scene01", "Scene02", "Scene06", "Scene18", "Scene20"]
@@ -285,96 +285,9 @@ class Params:
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
 
-def _one_of(options: tuple) -> str:
-    """ "'a', 'b' or 'c'"."""
-    return ", ".join(map(repr, options[:-1])) + f" or {options[-1]!r}"
-
-
-def _coerce(value: typing.Any, hint: typing.Any, key: str, where: str) -> typing.Any:
-    """Return `value` as type `hint`, its choices and constraints checked, or raise MtDepthError naming `key`."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is Annotated:
-        inner, *facts = args
-        element = typing.get_args(inner)[0] if typing.get_origin(inner) is tuple else None
-        if typing.get_origin(element) is Literal:
-            result = _subset(value, element, any(isinstance(f, NonEmpty) for f in facts), key, where)
-        else:
-            result = _coerce(value, inner, key, where)
-        for fact in facts:
-            if not isinstance(fact, NonEmpty) and not fact.ok(result):
-                raise MtDepthError(f"{where}: {key} must be {fact.must}, got {value!r}")
-        return result
-    if origin is Literal:
-        result = _coerce(value, str, key, where)
-        if result not in args:
-            raise MtDepthError(f"{where}: {key} must be {_one_of(args)}, got {value!r}")
-        return result
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, key, where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise MtDepthError(f"{where}: {key} must be a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            if typing.get_origin(args[0]) is Literal:
-                return _subset(value, args[0], False, key, where)
-            return tuple(_coerce(v, args[0], f"{key}[{i}]", where) for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise MtDepthError(f"{where}: {key} must have {len(args)} items, got {value!r}")
-        return tuple(_coerce(v, a, f"{key}[{i}]", where) for i, (v, a) in enumerate(zip(value, args)))
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, str, bool) and type(value) is hint:
-        return value
-    if hint is str and isinstance(value, bool):  # YAML 1.1 reads an unquoted on/off (as `dvc exp run -S` writes it)
-        return "on" if value else "off"
-    raise MtDepthError(f"{where}: {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
-
-
-def _subset(value: typing.Any, literal: typing.Any, non_empty: bool, key: str, where: str) -> tuple[str, ...]:
-    """A list of choices of `literal`, checked as a whole (a subset; `non_empty`: at least one)."""
-    if not isinstance(value, (list, tuple)):
-        raise MtDepthError(f"{where}: {key} must be a list, got {value!r}")
-    result = tuple(_coerce(v, str, f"{key}[{i}]", where) for i, v in enumerate(value))
-    options = choices(literal)
-    if not set(result) <= set(options) or (non_empty and not result):
-        raise MtDepthError(
-            f"{where}: {key} must be a {'non-empty ' if non_empty else ''}subset of {list(options)}, got {value!r}"
-        )
-    return result
-
-
-def _build(cls: type, raw: typing.Any, prefix: str, where: str) -> typing.Any:
-    """Build dataclass `cls` from mapping `raw`, checking every key."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise MtDepthError(f"{where}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls, include_extras=True)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in names:
-            full = f"{prefix}{key}"
-            raise MtDepthError(f"{where}: unknown key {full!r} (known: {', '.join(sorted(names))})")
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in raw:
-            continue
-        key = f"{prefix}{f.name}"
-        hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
-            values[f.name] = _build(hint, raw[f.name], f"{key}.", where)
-            continue
-        values[f.name] = _coerce(raw[f.name], hint, key, where)
-    return cls(**values)
-
-
 def params_from_dict(raw: typing.Any, where: str = "params") -> Params:
     """Build Params from a nested mapping; `where` names the source in error messages."""
-    params = _build(Params, raw, "", where)
+    params = build(Params, raw, "", where)
     sparse = params.sparse
     if max(sparse.lidar_lines) > sparse.lidar_beams:
         raise MtDepthError(
