@@ -10,7 +10,10 @@ export YOLO_AUTOINSTALL := False
 
 .PHONY: install demo test test-fast lint bench segmenter depth-model results results-ablation results-paper clean-data
 
+# pip's torch wheel is the CUDA build: the environment takes ~6.5 GB, so say so before pip runs out of disk.
 $(STAMP): pyproject.toml
+	@free=$$(df -Pk . | awk 'NR == 2 {print int($$4 / 1048576)}'); if [ "$$free" -lt 7 ]; then \
+	  echo "make: warning: $$free GB free on this disk; $(VENV) needs about 7 GB (torch with its CUDA libraries)" >&2; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
