@@ -89,7 +89,7 @@ def _run(params, store, out, resume, progress, echo, ranks: Ranks, device: torch
     # -- model, optimizer, loss ------------------------------------------------------------------------
     torch.manual_seed(params.seed)
     model = model_from_state(state, out / LAST) if state else new_model(params)
-    settings = step_settings(t, device)
+    settings = step_settings(t, device, params.seed)
     model = model.to(device, memory_format=torch.channels_last if settings.channels_last else torch.contiguous_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     wrapped = model  # checkpoints always save `model` itself, never a wrapper

@@ -191,6 +191,7 @@ class TrainParams:
     grad_clip: Annotated[float, Range(0, note="(0: off)")] = 0.0  # max gradient norm
     batch: AtLeast1 = 4  # per process
     accumulate: AtLeast1 = 1  # micro-batches per optimizer step
+    flip: Fraction = 0.0  # probability of mirroring a training frame left-right (Table 2: none)
     epochs: AtLeast1 = 100
     precision: Precision = "auto"  # auto, fp32, bf16, fp16 (auto: bf16 on CPUs with bf16 units and on CUDA, else fp32)
     channels_last: Switch = "auto"  # auto (on with reduced precision), on, off

@@ -51,6 +51,8 @@ class StepSettings:
     warmup_steps: int = 0
     min_lr_ratio: float = 0.05
     log_every: int = 10
+    flip: float = 0.0  # probability of mirroring a training frame left-right
+    seed: int = 0  # of the flips: epoch e's draws depend on (seed, its first step) only
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -65,7 +67,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "fp32"
 
 
-def step_settings(train, device: torch.device) -> StepSettings:
+def step_settings(train, device: torch.device, seed: int = 0) -> StepSettings:
     """The settings `train` params (a TrainParams) give on `device`, precision and memory format resolved."""
     precision = resolve_precision(train.precision, device)
     channels_last = train.channels_last == "on" or (train.channels_last == "auto" and precision != "fp32")
@@ -80,6 +82,8 @@ def step_settings(train, device: torch.device) -> StepSettings:
         warmup_steps=train.warmup_steps,
         min_lr_ratio=train.min_lr_ratio,
         log_every=train.log_every,
+        flip=train.flip,
+        seed=seed,
     )
 
 
@@ -116,6 +120,15 @@ def to_device(batch: dict, s: StepSettings) -> dict:
         for key in (*INPUTS, *TARGETS)
         if key in batch
     }
+
+
+def mirror(batch: dict, p: float, generator: torch.Generator) -> dict:
+    """Each frame of the batch mirrored left-right with probability `p`, every map of it alike."""
+    chosen = torch.rand(batch["rgb"].shape[0], generator=generator) < p
+    if not chosen.any():
+        return batch
+    where = chosen.view(-1, 1, 1, 1).to(batch["rgb"].device)
+    return {key: torch.where(where, value.flip(-1), value) for key, value in batch.items()}
 
 
 def steps_per_epoch(micro_batches: int, accumulate: int) -> int:
@@ -174,10 +187,13 @@ class Trainer:
         logged = torch.zeros((), dtype=torch.float64, device=s.device)
         step, wait, started = first_step, 0.0, time.perf_counter()
         iterator = iter(batches)
+        flips = torch.Generator().manual_seed((s.seed * 1_000_003 + first_step) % 2**63)
         for index in range(micro_batches):
             before = time.perf_counter()
             batch = to_device(next(iterator), s)
             wait += time.perf_counter() - before
+            if s.flip > 0:
+                batch = mirror(batch, s.flip, flips)
             group_start = index - index % s.accumulate
             group_size = min(s.accumulate, micro_batches - group_start)  # a last group may be short
             group_end = index + 1 == group_start + group_size

@@ -71,6 +71,7 @@ from mtdepth.params import (
 @click.option("--epochs", type=int, help="Epochs in all (a resumed run counts the ones done). [train.epochs]")
 @click.option("--lr", type=float, help="Peak learning rate. [train.lr]")
 @click.option("--batch", type=int, help="Frames per step and process. [train.batch]")
+@click.option("--flip", type=float, help="Probability of mirroring a training frame left-right. [train.flip]")
 @click.option("--workers", type=int, help="DataLoader processes. [train.workers]")
 @click.option("--precision", type=click.Choice(choices(Precision)), help="Autocast precision. [train.precision]")
 @click.option(
@@ -101,6 +102,7 @@ def train(
     epochs,
     lr,
     batch,
+    flip,
     workers,
     precision,
     compile_,
@@ -134,6 +136,7 @@ def train(
         epochs=epochs,
         lr=lr,
         batch=batch,
+        flip=flip,
         workers=workers,
         precision=precision,
         compile=compile_,

@@ -101,3 +101,36 @@ def test_code_deps_exist():
         for dep in deps:
             if dep.split("/")[0] in ("pipeline", "cache", "stages", "mtdepth"):
                 assert (ROOT / dep).exists(), f"{stage}: {dep} does not exist"
+
+
+# Params a training stage need not list: its command passes them as options (model, mask source, query) or
+# they leave the trained weights alone (where the run goes, reader processes, log cadence).
+GIVEN_BY_THE_COMMAND = {"train.model", "train.mask_source", "model.query"}
+NO_EFFECT_ON_WEIGHTS = {"train.out", "train.workers", "train.log_every"}
+
+
+def listed_params(stage: dict) -> set[str]:
+    """The params keys a stage lists ("model" for a whole section), from every params file it names."""
+    found = set()
+    for entry in stage.get("params", []):
+        found.update([entry] if isinstance(entry, str) else [k for keys in entry.values() for k in keys])
+    return found
+
+
+@pytest.mark.parametrize("file", PIPELINES)
+def test_training_stages_list_every_param_that_changes_the_weights(file):
+    """A new model.* or train.* param must rerun `dvc repro`'s trainings when it changes."""
+    from dataclasses import fields
+
+    from mtdepth.params import ModelParams, TrainParams
+
+    for name, stage in yaml.safe_load((ROOT / file).read_text())["stages"].items():
+        body = stage.get("do", stage)
+        if not str(body["cmd"]).startswith("mtdepth train"):
+            continue
+        listed = listed_params(body)
+        for section, params in (("model", ModelParams), ("train", TrainParams)):
+            for key in (f"{section}.{f.name}" for f in fields(params)):
+                if section in listed or key in listed or key in GIVEN_BY_THE_COMMAND | NO_EFFECT_ON_WEIGHTS:
+                    continue
+                pytest.fail(f"{file}:{name} does not list the param {key}")

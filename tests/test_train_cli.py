@@ -259,6 +259,7 @@ def one_line_error(result) -> str:
         ({"sparse": {"keep_prob": 0.1}}, [], r"array 'sparse' was made with keep_prob=0.05, params say 0.1"),
         ({}, ["--batch", "0"], r"train.batch must be >= 1, got 0"),
         ({}, ["--lr", "0"], r"train.lr must be > 0"),
+        ({}, ["--flip", "1.5"], r"train.flip must be in \[0, 1\], got 1.5"),
         (
             {"model": {"attention_size": [64, 128]}},
             [],

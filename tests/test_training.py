@@ -1,4 +1,5 @@
-"""The training loop over plain batches: schedule, overfitting a tiny batch, accumulation, NaN stop, rank samplers."""
+"""The training loop over plain batches: schedule, overfitting a tiny batch, accumulation, NaN stop, rank samplers,
+left-right mirroring."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from mtdepth.cache.sampling import BlockSampler, RankTrainSampler
 from mtdepth.cache.dataset import ShardGroupedSampler
 from mtdepth.pipeline.losses import MultiTaskLoss
 from mtdepth.pipeline.models import MTDepth, UNetBaseline
-from mtdepth.pipeline.training import NonFiniteLoss, StepSettings, Trainer, evaluate_sums, lr_at
+from mtdepth.pipeline.training import NonFiniteLoss, StepSettings, Trainer, evaluate_sums, lr_at, mirror
 
 CPU = torch.device("cpu")
 H, W = 32, 64
@@ -62,6 +63,37 @@ def test_a_tiny_batch_overfits(make):
     batch = street_batch()
     losses = [trainer.train_epoch([batch], step, 1000, 1).losses["loss"] for step in range(60)]
     assert losses[-1] < losses[0] / 10, losses[::10]
+
+
+def test_mirror_flips_every_map_of_the_chosen_frames_and_nothing_else():
+    batch = {**street_batch(8, seed=1), "fill": torch.rand(8, 1, H, W)}
+    out = mirror(batch, 0.5, torch.Generator().manual_seed(3))
+    chosen = torch.rand(8, generator=torch.Generator().manual_seed(3)) < 0.5
+    assert 0 < int(chosen.sum()) < 8  # this seed mirrors some frames, not all
+    for key, value in batch.items():
+        for j in range(8):
+            expected = value[j].flip(-1) if chosen[j] else value[j]
+            assert torch.equal(out[key][j], expected), (key, j)
+    assert mirror(batch, 0.0, torch.Generator().manual_seed(3)) is batch
+    assert all(torch.equal(mirror(batch, 1.0, torch.Generator())[k], v.flip(-1)) for k, v in batch.items())
+
+
+def test_flips_depend_on_the_seed_and_the_epochs_first_step_only():
+    """The same (seed, first step) trains to the same weights (a resumed epoch repeats its flips); another seed
+    mirrors other frames and so trains to other weights."""
+
+    def weights_after(seed: int, first_step: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = UNetBaseline(channels=(4, 8))
+        trainer = Trainer(
+            model, torch.optim.SGD(model.parameters(), lr=1e-2), MultiTaskLoss(), settings(flip=0.5, seed=seed)
+        )
+        trainer.train_epoch([street_batch(4, seed=k) for k in range(3)], first_step, 1000, 3)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(weights_after(0, 6), weights_after(0, 6))
+    assert not torch.equal(weights_after(0, 6), weights_after(1, 6))
+    assert not torch.equal(weights_after(0, 6), weights_after(0, 9))
 
 
 def test_accumulating_two_half_batches_equals_one_full_batch_without_batch_norm_drift():
