@@ -160,7 +160,7 @@ class ModelParams:
 
     unet_channels: Annotated[
         tuple[int, ...], Rule(lambda v: len(v) >= 2 and all(c > 0 for c in v), "two or more positive ints")
-    ] = (8, 16, 32, 64, 128)
+    ] = (16, 32, 64, 128, 256)  # twice Table 2's (8, 16, 32, 64, 128): docs/results.md, "Capacity and step size"
     attention_dim: AtLeast1 = 32
     attention_size: Annotated[tuple[int, int], Rule(lambda v: min(v) >= 1, "two positive ints")] = (16, 32)
     fusion_channels: AtLeast1 = 128
@@ -183,7 +183,7 @@ class TrainParams:
 
     model: Model = "mtdepth"
     mask_source: MaskSource = "yolo"
-    lr: Positive = 1e-3  # peak learning rate (Table 2: 1e-4 for ~400k steps)
+    lr: Positive = 4e-3  # peak learning rate (Table 2: 1e-4 for ~400k steps; docs/training.md, "The schedule")
     schedule: Schedule = "cosine"  # cosine (after warm-up) or constant
     warmup_steps: AtLeast0 = 100
     min_lr_ratio: Fraction = 0.05  # cosine ends at lr * min_lr_ratio
