@@ -62,8 +62,9 @@ clean-data:
 	rm -rf data runs
 
 # docs/results.md's results table: the DAG up to `report` on 1,020 synthetic frames at 128x256,
-# 15 epochs a model (about three hours on 2 CPU cores, estimated from this round's runs), as a DVC experiment; every learned row uses the
-# default model (completion of IP-Basic's fill, the default U-Net channels, twice the demo's) with
+# 15 epochs a model (about three hours on 2 CPU cores, estimated from this round's runs), as a DVC
+# experiment; every learned row uses the default model (completion of IP-Basic's fill, the default
+# U-Net channels, twice the demo's) with
 # params.yaml's MT-Depth head (32 / 16 channels: Table 2's 128 / 64 cost ~5x the rest of the net on a
 # CPU). `make results-ablation` adds the query ablation (ablation/dvc.yaml); `make results-paper` is the
 # same run with Table 2's network as written (its channels, no fill, absolute output, no kept samples,
