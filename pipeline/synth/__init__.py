@@ -16,15 +16,17 @@ per-pixel Python loops.
 The street is laid out block by block (BLOCK_LENGTH metres), each block from its own random
 stream, so frame k of a sequence is the same whatever the sequence length.
 
-Parts: `world` (constants, camera, random streams), `layout` (the street from a seed),
+Parts: `world` (constants, camera, random streams, block-by-block placement), `layout` (the
+street from a seed), `tracks` (vehicles and pedestrians: rows, motion, instance ids),
 `parts` (the boxes of vehicles, pedestrians and street furniture),
 `raycast` (depth and surfaces per pixel), `shade` (each condition's appearance), `write`
 (the Virtual KITTI 2 files).
 """
 
-from mtdepth.pipeline.synth.layout import Street, Surfaces, Track, build_street, track_positions
+from mtdepth.pipeline.synth.layout import Street, Surfaces, build_street
 from mtdepth.pipeline.synth.raycast import Geometry, cast_frame
 from mtdepth.pipeline.synth.shade import LOOKS, Look, SynthFrame, render_frame, shade_frame
+from mtdepth.pipeline.synth.tracks import Track, track_positions
 from mtdepth.pipeline.synth.world import (
     CAMERA,
     CAMERA_HEIGHT,

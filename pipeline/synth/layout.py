@@ -1,12 +1,8 @@
-"""Street layout: surfaces, buildings, props, vehicle and pedestrian tracks, laid out block by block from (seed, scene)."""
+"""Street layout from (seed, scene): surfaces, buildings, props and the rows of tracks (tracks.py), block by block."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -34,10 +30,8 @@ from mtdepth.pipeline.synth.world import (
     LEAD_SWAY,
     LEAD_SWAY_PERIOD,
     MARKING_COLOUR,
-    NEAR_CLIP,
     OBJECT_RANGE,
     PARKING_WIDTH,
-    PERSON_DEPTH,
     PLAIN,
     POLE_MIX,
     POLE_OFFSET,
@@ -51,7 +45,6 @@ from mtdepth.pipeline.synth.world import (
     STYLES,
     TRAFFIC_SPEED,
     TREE_OFFSET,
-    VEHICLE_MIX,
     VEHICLE_SIZE,
     WALKWAYS,
     WALK_SPEED,
@@ -66,9 +59,19 @@ from mtdepth.pipeline.synth.world import (
     _WALKERS,
     _jitter,
     _pick,
+    _place_along,
     _rng,
 )
-from mtdepth.pipeline.synth.parts import lamp_post, pedestrian_parts, sign, traffic_light, tree, vehicle_parts
+from mtdepth.pipeline.synth.parts import lamp_post, sign, traffic_light, tree, vehicle_parts
+from mtdepth.pipeline.synth.tracks import (
+    Track,
+    assign_instances,
+    choose_vehicle,
+    moving_range,
+    track_from_parts,
+    vehicle_row,
+    walker_row,
+)
 
 
 @dataclass(eq=False)
@@ -116,30 +119,6 @@ class _SurfaceBook:
 
 
 @dataclass(eq=False)
-class Track:
-    """A vehicle or pedestrian: boxes around its own origin, which moves along Z."""
-
-    order: tuple[int, ...]  # sort key, the same whatever the sequence length
-    class_name: str
-    x: float
-    z_start: float  # Z of its origin at frame 0
-    speed: float  # metres per frame along +Z
-    lo: np.ndarray  # (P, 3) part boxes relative to the origin (on the ground)
-    hi: np.ndarray
-    surfaces: np.ndarray  # (P,) surface ids
-    swing: np.ndarray  # (P,) metres a part swings along Z with the gait (legs)
-    sway: float = 0.0  # metres the whole track drifts to and fro along Z
-    sway_period: float = 1.0  # frames
-    phase: float = 0.0  # radians, of gait and sway
-    instance: int = 0  # track id + 1, set once all tracks are known
-
-    @cached_property
-    def reach(self) -> float:
-        """How far the parts reach along Z from the origin, swing included."""
-        return float(max(-self.lo[:, 2].min(), self.hi[:, 2].max()) + np.abs(self.swing).max())
-
-
-@dataclass(eq=False)
 class Street:
     """One scene's fixed layout: everything but the appearance."""
 
@@ -172,31 +151,6 @@ _BUILDING = np.dtype(
         ("surface", np.int32),
     ]
 )
-
-
-def _place_along(
-    seed: int,
-    scene: str,
-    key: tuple[int, ...],
-    z_range: tuple[float, float],
-    gap: Callable[[np.random.Generator], float],
-    make: Callable[[np.random.Generator], tuple[float, object]],
-) -> Iterator[tuple[float, float, object, tuple]]:
-    """Lay things out along Z block by block: yields (start, length, thing, order key).
-
-    `make` returns (length, thing); things never straddle a block's end, so each block is
-    laid out from its own stream and the layout of one block never depends on another.
-    """
-    first, last = int(np.floor(z_range[0] / BLOCK_LENGTH)), int(np.ceil(z_range[1] / BLOCK_LENGTH))
-    for block in range(first, last):
-        rng = _rng(seed, scene, *key, block)
-        z, end = block * BLOCK_LENGTH + gap(rng), (block + 1) * BLOCK_LENGTH
-        for n in itertools.count():
-            length, thing = make(rng)
-            if z + length > end:
-                break
-            yield z, length, thing, (*key, block, n)
-            z += length + gap(rng)
 
 
 def _lay_out_buildings(seed, scene, style, book, side, facade_at, z_range) -> list[tuple]:
@@ -241,56 +195,6 @@ def _lay_out_props(seed, scene, style, book, side, kerb, z_range) -> list[tuple]
         else:
             boxes += traffic_light(rng, book, x, z)
     return boxes
-
-
-def _track(order, class_name, x, z_start, speed, parts, book, swing=None, **motion) -> Track:
-    """A Track from parts [(lo, hi, colour)], each part a surface of the track's class."""
-    surfaces = np.array([book.add(colour, class_name) for _, _, colour in parts], np.int32)
-    lo, hi = np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts])
-    swing = np.zeros(len(parts), np.float32) if swing is None else swing
-    return Track(order, class_name, x, z_start, speed, lo, hi, surfaces, swing, **motion)
-
-
-def _choose_vehicle(rng: np.random.Generator) -> str:
-    names, weights = zip(*VEHICLE_MIX)
-    return names[rng.choice(len(names), p=np.array(weights) / sum(weights))]
-
-
-def _vehicle_row(seed, scene, book, key, x, heading, speed, gap, z_range) -> list[Track]:
-    """Vehicles in one lane or parking strip, all at one speed, so they never collide."""
-
-    def make(rng):
-        class_name = _choose_vehicle(rng)
-        length, parts = vehicle_parts(rng, class_name, heading)
-        return length, (class_name, parts)
-
-    return [
-        _track(order, class_name, x, z + length / 2, speed, parts, book)
-        for z, length, (class_name, parts), order in _place_along(
-            seed, scene, key, z_range, lambda r: r.uniform(*gap), make
-        )
-    ]
-
-
-def _walker_row(seed, scene, book, key, x, speed, gap, z_range) -> list[Track]:
-    """Pedestrians on one walkway, all at one speed along Z (0: standing)."""
-
-    def make(rng):
-        parts, swing = pedestrian_parts(rng)
-        return PERSON_DEPTH, (parts, swing * (speed != 0), rng.uniform(0, 2 * np.pi))
-
-    return [
-        _track(order, "Pedestrian", x, z + depth / 2, speed, parts, book, swing=swing, phase=phase)
-        for z, depth, (parts, swing, phase), order in _place_along(
-            seed, scene, key, z_range, lambda r: r.uniform(*gap), make
-        )
-    ]
-
-
-def _moving_range(speed: float, step: float, frames: int, margin: float) -> tuple[float, float]:
-    """Z at frame 0 of everything moving at `speed` that comes within view in `frames` frames."""
-    drift = (speed - step) * (frames - 1)
-    return -margin - max(drift, 0.0), OBJECT_RANGE + margin - min(drift, 0.0)
 
 
 def build_street(seed: int, scene: str, frames: int) -> Street:
@@ -345,13 +249,13 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
         heading = float(side)  # right-hand traffic: +Z on the right, -Z on the left
         if parking[side_index]:
             x = side * (lanes * LANE_WIDTH + PARKING_WIDTH / 2)
-            tracks += _vehicle_row(seed, scene, book, (_PARKED, side), x, heading, 0.0, style.parked_gap, object_range)
+            tracks += vehicle_row(seed, scene, book, (_PARKED, side), x, heading, 0.0, style.parked_gap, object_range)
         for lane in range(lanes):
             if side > 0 and lane == lanes - 1:
                 continue  # the camera's lane: only lead vehicles
             lane_rng = _rng(seed, scene, _TRAFFIC, side, lane)
             speed = heading * lane_rng.uniform(*TRAFFIC_SPEED)
-            tracks += _vehicle_row(
+            tracks += vehicle_row(
                 seed,
                 scene,
                 book,
@@ -360,13 +264,13 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
                 heading,
                 speed,
                 style.traffic_gap,
-                _moving_range(speed, step, frames, longest),
+                moving_range(speed, step, frames, longest),
             )
         for walkway, (across, walk_heading) in enumerate(WALKWAYS):
             walk_rng = _rng(seed, scene, _WALKERS, side, walkway)
             speed = walk_heading * walk_rng.uniform(*WALK_SPEED)
             x = side * (kerbs[side_index] + across * (walk_edges[side_index] - kerbs[side_index]))
-            tracks += _walker_row(
+            tracks += walker_row(
                 seed,
                 scene,
                 book,
@@ -374,14 +278,14 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
                 x,
                 speed,
                 style.walker_gap,
-                _moving_range(speed, step, frames, longest),
+                moving_range(speed, step, frames, longest),
             )
     lead_rng = _rng(seed, scene, _LEAD)
     if lead_rng.random() < LEAD_CHANCE:
-        class_name = _choose_vehicle(lead_rng)
+        class_name = choose_vehicle(lead_rng)
         _, parts = vehicle_parts(lead_rng, class_name, 1.0)
         tracks.append(
-            _track(
+            track_from_parts(
                 (_LEAD,),
                 class_name,
                 camera_x,
@@ -396,7 +300,7 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
         )
 
     surfaces = book.table()
-    tracks = _assign_instances(tracks, surfaces, step, frames)
+    tracks = assign_instances(tracks, surfaces, step, frames)
     props_lo = np.array([b[0][0] for b in props], np.float32).reshape(-1, 3)
     props_hi = np.array([b[0][1] for b in props], np.float32).reshape(-1, 3)
     grain = _rng(seed, scene, _TEXTURE).uniform(-1, 1, (GRAIN_SIZE, GRAIN_SIZE)).astype(np.float32)
@@ -418,51 +322,3 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
         surfaces,
         grain,
     )
-
-
-# ============================================================================= tracks over time
-
-
-def track_positions(tracks: list[Track], frames: np.ndarray) -> np.ndarray:
-    """(T, F) Z of each track's origin at each of the frame indices `frames` (F,)."""
-    z0, speed, sway, period, phase = (
-        np.array([getattr(t, a) for t in tracks], np.float64)[:, None]
-        for a in ("z_start", "speed", "sway", "sway_period", "phase")
-    )
-    frames = np.asarray(frames, np.float64)[None, :]
-    return z0 + speed * frames + sway * np.sin(2 * np.pi * frames / period + phase)
-
-
-def _in_view(tracks: list[Track], z: np.ndarray, camera_z: np.ndarray) -> np.ndarray:
-    """(T, F) whether tracks at Z `z` (T, F) are within the drawn range ahead of the camera at `camera_z` (F,)."""
-    reach = np.array([t.reach for t in tracks])[:, None]
-    return (z + reach > camera_z + NEAR_CLIP) & (z - reach < camera_z + OBJECT_RANGE)
-
-
-def _assign_instances(tracks: list[Track], surfaces: Surfaces, step: float, frames: int) -> list[Track]:
-    """Keep the tracks that come into view and give each an instance id (track id + 1).
-
-    Ids are uint8, so they are reused: greedily, in order of first appearance, a track takes
-    the lowest id no track in view over the same frames holds. Frames already generated keep
-    their ids when a sequence gets longer.
-    """
-    if not tracks:
-        return tracks
-    index = np.arange(frames)
-    seen = _in_view(tracks, track_positions(tracks, index), step * index)
-    visible = [
-        (int(np.argmax(row)), int(frames - 1 - np.argmax(row[::-1])), track)  # (first, last frame, track)
-        for row, track in zip(seen, tracks)
-        if row.any()
-    ]
-    visible.sort(key=lambda v: (v[0], v[2].order))
-    free, busy = list(range(1, 256)), []
-    for first, last, track in visible:
-        while busy and busy[0][0] < first:
-            heapq.heappush(free, heapq.heappop(busy)[1])
-        if not free:
-            raise RuntimeError("more than 255 tracks in view at once")
-        track.instance = heapq.heappop(free)
-        heapq.heappush(busy, (last, track.instance))
-        surfaces.instance[track.surfaces] = track.instance
-    return [v[2] for v in visible]

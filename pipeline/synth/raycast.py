@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtdepth.pipeline.synth.layout import Street, _in_view, track_positions
+from mtdepth.pipeline.synth.layout import Street
+from mtdepth.pipeline.synth.tracks import in_view, track_positions
 from mtdepth.pipeline.synth.world import (
     BACKDROP,
     CAMERA_HEIGHT,
@@ -164,7 +165,7 @@ def _boxes_in_view(street: Street, index: int, camera_z: float) -> tuple[np.ndar
     los, his, surfaces = [street.props_lo[keep]], [street.props_hi[keep]], [street.props_surface[keep]]
     if street.tracks:
         z = track_positions(street.tracks, [index])
-        for track, track_z, shown in zip(street.tracks, z[:, 0], _in_view(street.tracks, z, camera_z)[:, 0]):
+        for track, track_z, shown in zip(street.tracks, z[:, 0], in_view(street.tracks, z, camera_z)[:, 0]):
             if not shown:
                 continue
             gait = np.sin(2 * np.pi * abs(track.speed) * index / STRIDE + track.phase)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -216,3 +218,28 @@ def _pick(rng: np.random.Generator, options: tuple) -> tuple:
 
 def _jitter(rng: np.random.Generator, colour: tuple, amount: float = 12.0) -> tuple:
     return tuple(np.clip(np.asarray(colour) + rng.uniform(-amount, amount, 3), 0, 255))
+
+
+def _place_along(
+    seed: int,
+    scene: str,
+    key: tuple[int, ...],
+    z_range: tuple[float, float],
+    gap: Callable[[np.random.Generator], float],
+    make: Callable[[np.random.Generator], tuple[float, object]],
+) -> Iterator[tuple[float, float, object, tuple]]:
+    """Lay things out along Z block by block: yields (start, length, thing, order key).
+
+    `make` returns (length, thing); things never straddle a block's end, so each block is
+    laid out from its own stream and the layout of one block never depends on another.
+    """
+    first, last = int(np.floor(z_range[0] / BLOCK_LENGTH)), int(np.ceil(z_range[1] / BLOCK_LENGTH))
+    for block in range(first, last):
+        rng = _rng(seed, scene, *key, block)
+        z, end = block * BLOCK_LENGTH + gap(rng), (block + 1) * BLOCK_LENGTH
+        for n in itertools.count():
+            length, thing = make(rng)
+            if z + length > end:
+                break
+            yield z, length, thing, (*key, block, n)
+            z += length + gap(rng)
