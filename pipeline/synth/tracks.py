@@ -49,6 +49,7 @@ def track_from_parts(order, class_name, x, z_start, speed, parts, book, swing=No
 
 
 def choose_vehicle(rng: np.random.Generator) -> str:
+    """A vehicle class, drawn with VEHICLE_MIX's weights."""
     names, weights = zip(*VEHICLE_MIX)
     return names[rng.choice(len(names), p=np.array(weights) / sum(weights))]
 

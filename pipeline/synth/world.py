@@ -1,4 +1,7 @@
-"""Constants of the synthetic world (cross-section, blocks, traffic, colours, classes, surfaces), the camera, and seeded random streams."""
+"""Constants of the synthetic world (cross-section, blocks, traffic, colours, classes, surfaces) and the camera.
+
+Also the seeded random streams, and the block-by-block placement that the layout and the tracks share.
+"""
 
 from __future__ import annotations
 
