@@ -45,6 +45,7 @@ from mtdepth.pipeline.synth.world import (
     STYLES,
     TRAFFIC_SPEED,
     TREE_OFFSET,
+    VEHICLE_MIX,
     VEHICLE_SIZE,
     WALKWAYS,
     WALK_SPEED,
@@ -59,6 +60,7 @@ from mtdepth.pipeline.synth.world import (
     _WALKERS,
     _jitter,
     _pick,
+    _pick_weighted,
     _place_along,
     _rng,
 )
@@ -66,7 +68,6 @@ from mtdepth.pipeline.synth.parts import lamp_post, sign, traffic_light, tree, v
 from mtdepth.pipeline.synth.tracks import (
     Track,
     assign_instances,
-    choose_vehicle,
     moving_range,
     track_from_parts,
     vehicle_row,
@@ -180,14 +181,13 @@ def _lay_out_buildings(seed, scene, style, book, side, facade_at, z_range) -> li
 
 def _lay_out_props(seed, scene, style, book, side, kerb, z_range) -> list[tuple]:
     """Kerbside furniture on one side as [((lo, hi), surface)] world boxes."""
-    names, weights = zip(*POLE_MIX)
     boxes = []
     spots = _place_along(seed, scene, (_PROPS, side), z_range, lambda r: r.uniform(*PROP_GAP), lambda r: (0.5, r))
     for z, _, rng, _ in spots:
         if rng.random() < style.tree_chance:
             boxes += tree(rng, book, side * (kerb + TREE_OFFSET), z)
             continue
-        x, name = side * (kerb + POLE_OFFSET), names[rng.choice(len(names), p=np.array(weights) / sum(weights))]
+        x, name = side * (kerb + POLE_OFFSET), _pick_weighted(rng, POLE_MIX)
         if name == "lamp":
             boxes += lamp_post(rng, book, x, z, side)
         elif name == "sign":
@@ -282,7 +282,7 @@ def build_street(seed: int, scene: str, frames: int) -> Street:
             )
     lead_rng = _rng(seed, scene, _LEAD)
     if lead_rng.random() < LEAD_CHANCE:
-        class_name = choose_vehicle(lead_rng)
+        class_name = _pick_weighted(lead_rng, VEHICLE_MIX)
         _, parts = vehicle_parts(lead_rng, class_name, 1.0)
         tracks.append(
             track_from_parts(

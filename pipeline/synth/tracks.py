@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mtdepth.pipeline.synth.parts import pedestrian_parts, vehicle_parts
-from mtdepth.pipeline.synth.world import NEAR_CLIP, OBJECT_RANGE, PERSON_DEPTH, VEHICLE_MIX, _place_along
+from mtdepth.pipeline.synth.world import (
+    NEAR_CLIP,
+    OBJECT_RANGE,
+    PERSON_DEPTH,
+    VEHICLE_MIX,
+    _pick_weighted,
+    _place_along,
+)
 
 if TYPE_CHECKING:
     from mtdepth.pipeline.synth.layout import Surfaces
@@ -48,17 +55,11 @@ def track_from_parts(order, class_name, x, z_start, speed, parts, book, swing=No
     return Track(order, class_name, x, z_start, speed, lo, hi, surfaces, swing, **motion)
 
 
-def choose_vehicle(rng: np.random.Generator) -> str:
-    """A vehicle class, drawn with VEHICLE_MIX's weights."""
-    names, weights = zip(*VEHICLE_MIX)
-    return names[rng.choice(len(names), p=np.array(weights) / sum(weights))]
-
-
 def vehicle_row(seed, scene, book, key, x, heading, speed, gap, z_range) -> list[Track]:
     """Vehicles in one lane or parking strip, all at one speed, so they never collide."""
 
     def make(rng):
-        class_name = choose_vehicle(rng)
+        class_name = _pick_weighted(rng, VEHICLE_MIX)
         length, parts = vehicle_parts(rng, class_name, heading)
         return length, (class_name, parts)
 

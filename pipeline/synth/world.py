@@ -219,6 +219,12 @@ def _pick(rng: np.random.Generator, options: tuple) -> tuple:
     return options[rng.integers(len(options))]
 
 
+def _pick_weighted(rng: np.random.Generator, mix: tuple) -> str:
+    """A name from a mix of (name, weight) pairs, drawn with those weights."""
+    names, weights = zip(*mix)
+    return names[rng.choice(len(names), p=np.array(weights) / sum(weights))]
+
+
 def _jitter(rng: np.random.Generator, colour: tuple, amount: float = 12.0) -> tuple:
     return tuple(np.clip(np.asarray(colour) + rng.uniform(-amount, amount, 3), 0, 255))
 
